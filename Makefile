@@ -1,0 +1,35 @@
+# The two quick-start commands: `make demo` and `make test`. Both build the venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?= data/generated
+OUT ?= out
+
+.PHONY: demo test lint java venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "error: Python 3.10+ is needed as $(PYTHON)" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+java:
+	@bash scripts/ensure-java.sh
+
+demo: venv java
+	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/generate.py --output $(DATA)
+	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/validate.py --input $(DATA) --output $(OUT)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: venv java lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf build $(OUT) $(DATA) .pytest_cache .ruff_cache

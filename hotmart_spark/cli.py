@@ -1,0 +1,62 @@
+"""The command line every job shares: --config, --input, --output, --set; one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from pyspark.sql import SparkSession
+
+from hotmart_spark.config import Config, load_config
+from hotmart_spark.errors import UserError
+from hotmart_spark.session import build_session
+
+log = logging.getLogger("hotmart_spark")
+
+EXIT_USER_ERROR = 2
+
+
+def job_config(argv: Sequence[str] | None, description: str) -> Config:
+    """Parse a job's arguments into its config; --input/--output are paths.input/paths.output."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", help="TOML config file (default: conf/default.toml)")
+    parser.add_argument("--input", help="raw file or folder; for later stages an output root")
+    parser.add_argument("--output", help="output root of the run")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config key (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    overrides = list(args.set)
+    if args.input:
+        overrides.append(f"paths.input={args.input}")
+    if args.output:
+        overrides.append(f"paths.output={args.output}")
+    return load_config(args.config, overrides)
+
+
+def run_job(
+    name: str,
+    main: Callable[[SparkSession, Config], object],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Run a job's main with a session; user errors end in one line and exit code 2."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = job_config(argv, description=f"hotmart-spark {name} job")
+        spark = build_session(f"hotmart-spark-{name}")
+        try:
+            main(spark, config)
+        finally:
+            spark.stop()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return 0

@@ -1,0 +1,241 @@
+"""Typed, frozen configuration loaded from conf/*.toml plus `section.key=value` overrides."""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import datetime as dt
+import sys
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hotmart_spark.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python 3.10
+    import tomli as tomllib
+
+# Relative to the working directory: jobs run from the project folder (or pass --config).
+DEFAULT_CONFIG = Path("conf") / "default.toml"
+
+RULE_ACTIONS = ("quarantine", "warn")
+INPUT_FORMATS = ("auto", "csv", "parquet")
+OUTPUT_FORMATS = ("csv", "parquet")
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    input: str
+    output: str
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    format: str
+    separator: str
+    encoding: str
+
+
+@dataclass(frozen=True)
+class PeriodConfig:
+    start: dt.date
+    end: dt.date
+
+
+@dataclass(frozen=True)
+class ValueConfig:
+    mean: float
+    std: float
+    currency: str
+    platform_fee_rate: float
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    placeholder_burst_min_rows: int
+    actions: dict[str, str]
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    rows: int
+    seed: int
+    defects: float
+    format: str
+    separator: str
+    encoding: str
+    pandas_index: bool
+    blank_first_row: bool
+    include_venda: bool
+    files: int
+
+
+@dataclass(frozen=True)
+class Config:
+    paths: PathsConfig
+    input: InputConfig
+    period: PeriodConfig
+    value: ValueConfig
+    quality: QualityConfig
+    generator: GeneratorConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (dates as ISO strings) for the run manifest."""
+        return _jsonable(dataclasses.asdict(self))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a TOML config, apply `section.key=value` overrides, check every value."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"config file {path} is not valid TOML: {exc}") from None
+    for override in overrides or []:
+        _apply_override(raw, override)
+    config = _build(Config, raw, prefix="")
+    _check(config)
+    return config
+
+
+def _apply_override(raw: dict[str, Any], override: str) -> None:
+    key, sep, value = override.partition("=")
+    parts = key.strip().split(".")
+    if not sep or len(parts) < 2 or not all(parts):
+        raise UserError(f"--set expects section.key=value, got '{override}'")
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError(f"--set {key}: '{part}' is not a section")
+    # Kept as text here; _build converts it to the field's declared type.
+    node[parts[-1]] = _OverrideText(value.strip())
+
+
+class _OverrideText(str):
+    """A value typed on the command line, converted to the field's type when the config is built."""
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise UserError(f"config key '{prefix.rstrip('.')}' must be a section")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        raise UserError(f"unknown config key '{prefix}{unknown[0]}'")
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in raw]
+    if missing:
+        raise UserError(f"config key '{prefix}{missing[0]}' is missing")
+    values = {}
+    for name, value in raw.items():
+        key = f"{prefix}{name}"
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, value, prefix=f"{key}.")
+        else:
+            values[name] = _convert(value, hint, key)
+    return cls(**values)
+
+
+def _convert(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"config key '{key}' must be a section")
+        return {k: _convert(v, str, f"{key}.{k}") for k, v in value.items()}
+    from_text = isinstance(value, _OverrideText)
+    try:
+        if hint is bool:
+            if from_text and value.lower() in ("true", "false"):
+                return value.lower() == "true"
+            if isinstance(value, bool):
+                return value
+        elif hint is int:
+            if from_text:
+                return int(value)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+        elif hint is float:
+            if from_text:
+                return float(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+        elif hint is str:
+            if isinstance(value, str):
+                return str(value)
+        elif hint is dt.date:
+            if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+                return value
+            if isinstance(value, str):
+                return dt.date.fromisoformat(value)
+    except ValueError:
+        pass
+    expected = getattr(hint, "__name__", str(hint))
+    raise UserError(f"config key '{key}' must be {expected}, got {value!r}")
+
+
+def _check(config: Config) -> None:
+    def fail(key: str, why: str) -> None:
+        raise UserError(f"config key '{key}' {why}")
+
+    if config.input.format not in INPUT_FORMATS:
+        fail("input.format", f"must be one of {', '.join(INPUT_FORMATS)}")
+    if config.input.separator != "auto" and len(separator_char(config.input.separator)) != 1:
+        fail("input.separator", "must be one character or 'auto'")
+    _check_encoding("input.encoding", config.input.encoding, fail)
+    if config.period.start > config.period.end:
+        fail("period.start", f"({config.period.start}) is after period.end ({config.period.end})")
+    if config.value.std < 0:
+        fail("value.std", "must be >= 0 (0 means relative value units)")
+    if not 0 <= config.value.platform_fee_rate <= 1:
+        fail("value.platform_fee_rate", "must be between 0 and 1")
+    if config.quality.placeholder_burst_min_rows < 2:
+        fail("quality.placeholder_burst_min_rows", "must be at least 2")
+    from hotmart_spark.quality import RULE_NAMES
+
+    unset = [rule for rule in RULE_NAMES if rule not in config.quality.actions]
+    if unset:
+        fail(f"quality.actions.{unset[0]}", "is missing; set it to 'quarantine' or 'warn'")
+    for rule, action in config.quality.actions.items():
+        if rule not in RULE_NAMES:
+            fail(f"quality.actions.{rule}", f"is not a rule; rules: {', '.join(RULE_NAMES)}")
+        if action not in RULE_ACTIONS:
+            fail(f"quality.actions.{rule}", "must be 'quarantine' or 'warn'")
+    gen = config.generator
+    if gen.rows < 1:
+        fail("generator.rows", "must be at least 1")
+    if not 0 <= gen.defects <= 0.05:
+        fail("generator.defects", "must be between 0 and 0.05")
+    if gen.format not in OUTPUT_FORMATS:
+        fail("generator.format", f"must be one of {', '.join(OUTPUT_FORMATS)}")
+    if len(separator_char(gen.separator)) != 1:
+        fail("generator.separator", "must be one character")
+    _check_encoding("generator.encoding", gen.encoding, fail)
+    if gen.files < 1:
+        fail("generator.files", "must be at least 1")
+
+
+def _check_encoding(key: str, name: str, fail: typing.Callable[[str, str], None]) -> None:
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        fail(key, f"names an unknown encoding '{name}'")
+
+
+def separator_char(separator: str) -> str:
+    """Lets a tab be written as \\t in TOML or on the command line."""
+    return "\t" if separator == "\\t" else separator
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value

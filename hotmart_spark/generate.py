@@ -1,0 +1,722 @@
+"""Synthetic purchases in the raw export's layout, at any size, deterministic by seed.
+
+Built with plain Spark functions (no dbldatagen): the shape targets need things a column
+spec cannot express, such as purchase counts per product drawn from a product table, days
+drawn from a calendar profile and values standardised over the whole output. Every random
+draw is a hash of (seed, stream, row key), so the output does not depend on partitioning.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType
+
+from hotmart_spark import schema as s
+from hotmart_spark.config import GeneratorConfig, separator_char
+
+# The real 2016 sample, which the default size reproduces.
+REAL_ROWS = 1_599_828
+REAL_PRODUCTS = 17_883
+REAL_PRODUCERS = 8_020
+REAL_AFFILIATES = 22_947
+REAL_BUYERS = 1_100_649
+REAL_ORIGINS = 9_600
+
+# Purchase shares by category (Phisical book is the export's own spelling).
+CATEGORY_SHARES: dict[str, float] = {
+    "Phisical book": 0.83,
+    "Podcast": 0.14,
+    "eBook": 0.008,
+    "Video": 0.006,
+    "Workshop": 0.004,
+    "Subscription": 0.004,
+    "In-class course": 0.003,
+    "Webinar": 0.002,
+    "eTicket": 0.002,
+    "App": 0.001,
+}
+# Relative price level by category.
+CATEGORY_PRICE: dict[str, float] = {
+    "Phisical book": 1.0,
+    "Podcast": 0.9,
+    "eBook": 0.8,
+    "Video": 1.1,
+    "Workshop": 1.6,
+    "Subscription": 1.3,
+    "In-class course": 2.0,
+    "Webinar": 1.0,
+    "eTicket": 1.2,
+    "App": 1.5,
+}
+# The first six names are the sample's own (DESIGN.md); the rest complete its 25 niches.
+NICHES: tuple[str, ...] = (
+    "Negotiation",
+    "Anxiety management",
+    "Personal finance",
+    "Presentation skills",
+    "Immigration",
+    "Physics",
+    "Public speaking",
+    "Digital marketing",
+    "Entrepreneurship",
+    "Weight loss",
+    "Yoga",
+    "Meditation",
+    "Foreign languages",
+    "Photography",
+    "Programming",
+    "Cooking",
+    "Parenting",
+    "Music",
+    "Fitness",
+    "Career",
+    "Leadership",
+    "Sales",
+    "Investments",
+    "Self-esteem",
+    "Mathematics",
+)
+DEVICE_SHARES: dict[str, float] = {
+    "eReaders": 0.47,
+    "Desktop": 0.33,
+    "Smart TV": 0.185,
+    "Cellphone": 0.01,
+    "Tablet": 0.005,
+}
+# Purchases per product: lognormal with median 7 and mean 89, as in the sample.
+POPULARITY_SIGMA = math.sqrt(2 * math.log(89 / 7))
+# Products with an affiliate programme, the share of their sales through affiliates, the
+# rates on offer, and affiliate sales recorded at 0% (a quirk of the export, warned about).
+PROGRAMME_SHARE = 0.4
+AFFILIATE_SALE_SHARE = (0.3, 0.8)
+COMMISSION_RATES = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0)
+ZERO_COMMISSION_SHARE = 0.02
+# Value: many purchases at the floor price, the rest product price times a purchase-level
+# factor, and a few bulk purchases far out in the tail (min, median and skew of the sample).
+FLOOR_PRICE_SHARE = 0.45
+FLOOR_PRICE = 0.02
+PRICE_SIGMA = 0.6
+PURCHASE_SIGMA = 0.6
+BULK_SHARE = 1e-5
+BULK_PRICE = (120.0, 200.0)
+NEW_PRODUCT_SHARE = 0.2
+SOCIAL_ORIGIN_SHARE = 0.15
+# Calendar profile: weekday (Mon..Sun), month (Jan..Dec), hour of day; growth per year.
+WEEKDAY_FACTOR = (1.10, 1.08, 1.05, 1.02, 0.95, 0.88, 0.92)
+MONTH_FACTOR = (1.0, 0.82, 1.35, 1.0, 0.98, 0.97, 0.95, 1.0, 1.02, 1.05, 1.15, 0.92)
+HOUR_FACTOR = (
+    *(0.3, 0.2, 0.15, 0.1, 0.1, 0.15, 0.3, 0.6, 0.9, 1.1, 1.2, 1.25),
+    *(1.2, 1.15, 1.15, 1.2, 1.2, 1.25, 1.3, 1.4, 1.5, 1.4, 1.0, 0.6),
+)
+YEARLY_GROWTH = 0.25
+# Resolution of the inverse-CDF tables that turn a uniform draw into a day or an hour.
+DAY_SLOTS = 1 << 16
+HOUR_SLOTS = 1 << 12
+# Products whose category is assigned one by one so category shares hold despite their size.
+LARGEST_PRODUCTS = 500
+# purchase_id = product index * PURCHASE_STRIDE + n-th purchase of the product.
+PURCHASE_STRIDE = 1 << 22
+# Ids of producers, affiliates and buyers share one space: id = index * 4 + kind.
+PRODUCER_KIND, AFFILIATE_KIND, BUYER_KIND = 1, 2, 3
+DEFECT_KINDS: tuple[str, ...] = (
+    "placeholder_burst",
+    "outside_period",
+    "purchase_before_creation",
+    "commission_invalid",
+    "direct_sale_with_commission",
+    "malformed",
+    "duplicate_purchase_id",
+)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Entity counts for a run, scaled from the real sample by rows."""
+
+    rows: int
+    products: int
+    producers: int
+    affiliates: int
+    buyers: int
+    origins: int
+
+    @classmethod
+    def for_rows(cls, rows: int) -> Sizes:
+        scale = rows / REAL_ROWS
+
+        def scaled(n: int) -> int:
+            return max(1, round(n * scale))
+
+        return cls(
+            rows=rows,
+            products=min(rows, scaled(REAL_PRODUCTS)),
+            producers=scaled(REAL_PRODUCERS),
+            affiliates=scaled(REAL_AFFILIATES),
+            buyers=min(rows, scaled(REAL_BUYERS)),
+            origins=min(rows, scaled(REAL_ORIGINS)),
+        )
+
+
+def uniform(seed: int, stream: str, *keys: Column) -> Column:
+    """A uniform [0, 1) draw that depends only on the seed, the stream name and the keys."""
+    bits = F.xxhash64(F.lit(seed), F.lit(stream), *keys).bitwiseAND(F.lit((1 << 53) - 1))
+    return bits.cast(DoubleType()) / float(1 << 53)
+
+
+def normal(seed: int, stream: str, *keys: Column) -> Column:
+    """A standard normal draw (Box-Muller on two hashed uniforms)."""
+    u1 = uniform(seed, f"{stream}:1", *keys)
+    u2 = uniform(seed, f"{stream}:2", *keys)
+    return F.sqrt(-2.0 * F.log(1.0 - u1)) * F.cos(2.0 * math.pi * u2)
+
+
+def pick(u: Column, shares: dict[str, float]) -> Column:
+    """The name whose cumulative-share interval holds u."""
+    total = sum(shares.values())
+    names = list(shares)
+    expr, cumulative = None, 0.0
+    for name in names[:-1]:
+        cumulative += shares[name] / total
+        expr = (F if expr is None else expr).when(u < cumulative, F.lit(name))
+    return expr.otherwise(F.lit(names[-1])) if expr is not None else F.lit(names[-1])
+
+
+def skewed_index(u: Column, pool: int, skew: float) -> Column:
+    """An index in [0, pool) where low indexes are drawn most (skew > 1)."""
+    return F.least(F.floor(F.pow(u, skew) * pool), F.lit(pool - 1)).cast("long")
+
+
+def pool_for_distinct(target: float, draws: float, skew: float) -> int:
+    """Pool size whose `draws` skewed draws hit `target` distinct indexes on average."""
+    target = min(target, 0.9 * draws)
+
+    def expected(pool: int) -> float:
+        j = np.arange(pool, dtype=np.float64)
+        p = ((j + 1) / pool) ** (1 / skew) - (j / pool) ** (1 / skew)
+        return float(np.sum(-np.expm1(draws * np.log1p(-np.minimum(p, 1 - 1e-16)))))
+
+    lo, hi = max(1, int(target)), max(2, int(target) * 2)
+    while expected(hi) < target:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if expected(mid) < target else (lo, mid)
+    return hi
+
+
+def day_weights(start: dt.date, end: dt.date) -> np.ndarray:
+    """Relative purchase volume per day of [start, end]: weekday, month and yearly growth."""
+    days = pd.date_range(start, end, freq="D")
+    weekday = np.array(WEEKDAY_FACTOR)[days.dayofweek]
+    month = np.array(MONTH_FACTOR)[days.month - 1]
+    growth = (1 + YEARLY_GROWTH) ** ((days - days[0]).days.to_numpy() / 365.25)
+    return np.asarray(weekday * month * growth, dtype=np.float64)
+
+
+def inverse_cdf_table(
+    spark: SparkSession, weights: Sequence[float], slots: int, name: str
+) -> DataFrame:
+    """(slot, name): slot k of `slots` maps to the index whose cumulative weight covers it."""
+    cdf = np.concatenate([[0.0], np.cumsum(weights) / np.sum(weights)])
+    intervals = spark.createDataFrame(
+        pd.DataFrame({name: np.arange(len(weights)), "lo": cdf[:-1], "hi": cdf[1:]})
+    )
+    middle = (F.col("slot") + 0.5) / slots
+    return (
+        spark.range(slots)
+        .withColumnRenamed("id", "slot")
+        .join(F.broadcast(intervals), (middle >= F.col("lo")) & (middle < F.col("hi")))
+        .select("slot", F.col(name).cast("long").alias(name))
+    )
+
+
+def cdf_before_day(spark: SparkSession, weights: np.ndarray) -> DataFrame:
+    """(first_day, cdf_before): the share of the period's volume before each day."""
+    before = np.concatenate([[0.0], np.cumsum(weights)[:-1]]) / weights.sum()
+    return spark.createDataFrame(
+        pd.DataFrame({"first_day": np.arange(len(weights), dtype=np.int32), "cdf_before": before})
+    )
+
+
+def products(
+    spark: SparkSession, sizes: Sizes, seed: int, start: dt.date, end: dt.date
+) -> DataFrame:
+    """The product catalogue with each product's purchase count n (summing to sizes.rows)."""
+    weights = day_weights(start, end)
+    period_days = len(weights)
+    key = F.col("product_index")
+
+    def u(stream: str) -> Column:
+        return uniform(seed, stream, key)
+
+    producer_pool = pool_for_distinct(sizes.producers, sizes.products, skew=2.0)
+    is_new = u("new") < NEW_PRODUCT_SHARE
+    creation_day = F.when(is_new, F.floor(u("created_day") * period_days)).otherwise(
+        -1 - F.floor(-F.log(1.0 - u("created_day")) * 700.0)
+    )
+    creation = F.timestamp_seconds(
+        F.unix_timestamp(F.lit(f"{start} 00:00:00"))
+        + creation_day.cast("long") * 86400
+        + F.floor(u("created_second") * 86400).cast("long")
+    )
+    price_level = F.create_map(*[F.lit(x) for kv in CATEGORY_PRICE.items() for x in kv])
+    offered_rate = F.element_at(
+        F.array(*[F.lit(r) for r in COMMISSION_RATES]),
+        (F.floor(u("rate") * len(COMMISSION_RATES)) + 1).cast("int"),
+    )
+    low, high = AFFILIATE_SALE_SHARE
+    catalogue = (
+        spark.range(sizes.products)
+        .withColumnRenamed("id", "product_index")
+        .select(
+            key,
+            (key + 1).alias(s.PRODUCT_ID),
+            (skewed_index(u("producer"), producer_pool, 2.0) * 4 + PRODUCER_KIND).alias(
+                s.PRODUCER_ID
+            ),
+            pick(u("niche"), {n: 1.0 / (i + 3) for i, n in enumerate(NICHES)}).alias(
+                s.PRODUCT_NICHE
+            ),
+            pick(u("category"), CATEGORY_SHARES).alias("drawn_category"),
+            creation.alias(s.PRODUCT_CREATION_DATE),
+            F.greatest(creation_day, F.lit(0)).cast("int").alias("first_day"),
+            F.exp(POPULARITY_SIGMA * normal(seed, "popularity", key)).alias("drawn_popularity"),
+            F.exp(PRICE_SIGMA * normal(seed, "price", key)).alias("base_price"),
+            (u("programme") < PROGRAMME_SHARE).alias("drawn_programme"),
+            offered_rate.alias("offered_rate"),
+            (low + (high - low) * u("affiliate_share")).alias("offered_share"),
+            u("rounding").alias("rounding"),
+        )
+        # A product created inside the period sells only from then on, at the same daily rate
+        # as an older product of equal appeal.
+        .join(F.broadcast(cdf_before_day(spark, weights)), "first_day", "left")
+        .withColumn("popularity", F.col("drawn_popularity") * (1.0 - F.col("cdf_before")))
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    total_popularity = catalogue.agg(F.sum("popularity")).first()[0]
+    # Every product in the export sold at least once.
+    counted = catalogue.withColumn(
+        "n",
+        F.greatest(
+            F.lit(1),
+            F.floor(F.col("popularity") * (sizes.rows / total_popularity) + F.col("rounding")),
+        ).cast("long"),
+    )
+    largest = (
+        counted.orderBy(F.desc("n"), "product_index")
+        .limit(LARGEST_PRODUCTS)
+        .select("product_index", "n", "offered_rate", "offered_share")
+        .toPandas()
+    )
+    surplus = sizes.rows - counted.agg(F.sum("n")).first()[0]
+    largest["assigned_category"] = _assign_categories(largest["n"].tolist())
+    largest["has_programme"] = _balance_programmes(
+        largest["n"].tolist(), (largest["offered_rate"] * largest["offered_share"]).tolist()
+    )
+    # Rounding leaves the total a few rows off; the largest product absorbs the difference.
+    largest["n_adjust"] = [surplus] + [0] * (len(largest) - 1)
+    fixed = spark.createDataFrame(
+        largest[["product_index", "assigned_category", "has_programme", "n_adjust"]]
+    )
+    catalogue.unpersist()
+    return (
+        counted.join(F.broadcast(fixed), "product_index", "left")
+        .withColumn(s.PRODUCT_CATEGORY, F.coalesce("assigned_category", "drawn_category"))
+        .withColumn("n", F.col("n") + F.coalesce("n_adjust", F.lit(0)))
+        .withColumn("has_programme", F.coalesce("has_programme", "drawn_programme"))
+        .withColumn(
+            "commission_rate", F.when(F.col("has_programme"), F.col("offered_rate")).otherwise(0.0)
+        )
+        .withColumn(
+            "affiliate_share", F.when(F.col("has_programme"), F.col("offered_share")).otherwise(0.0)
+        )
+        .withColumn("base_price", F.col("base_price") * price_level[F.col(s.PRODUCT_CATEGORY)])
+        .drop(
+            "assigned_category",
+            "drawn_category",
+            "has_programme",
+            "drawn_programme",
+            "offered_rate",
+            "offered_share",
+            "n_adjust",
+            "rounding",
+            "popularity",
+            "drawn_popularity",
+        )
+    )
+
+
+def _assign_categories(sizes: list[int]) -> list[str]:
+    """Categories for the largest products (largest first), each to the one furthest below its share."""
+    assigned_total = 0
+    per_category = dict.fromkeys(CATEGORY_SHARES, 0)
+    result = []
+    for n in sizes:
+        total = assigned_total + n
+        category = max(CATEGORY_SHARES, key=lambda c: CATEGORY_SHARES[c] * total - per_category[c])
+        result.append(category)
+        per_category[category] += n
+        assigned_total = total
+    return result
+
+
+def _balance_programmes(sizes: list[int], commission_per_sale: list[float]) -> list[bool]:
+    """Whether each of the largest products has an affiliate programme.
+
+    A product selling tens of thousands of times would otherwise decide the mean commission
+    alone; each gets one or not so as to keep the running mean nearest the expected one.
+    """
+    target = (
+        PROGRAMME_SHARE
+        * float(np.mean(AFFILIATE_SALE_SHARE))
+        * float(np.mean(COMMISSION_RATES))
+        * (1 - ZERO_COMMISSION_SHARE)
+    )
+    total, mass, result = 0, 0.0, []
+    for n, per_sale in zip(sizes, commission_per_sale, strict=True):
+        total += n
+        with_programme = mass + n * per_sale * (1 - ZERO_COMMISSION_SHARE)
+        keep = abs(with_programme - target * total) < abs(mass - target * total)
+        mass = with_programme if keep else mass
+        result.append(keep)
+    return result
+
+
+def purchases(
+    spark: SparkSession, sizes: Sizes, seed: int, start: dt.date, end: dt.date
+) -> DataFrame:
+    """Clean synthetic purchases (no defects) with their value in raw_value, not yet standardised."""
+    catalogue = products(spark, sizes, seed, start, end)
+    weights = day_weights(start, end)
+    affiliate_sales = catalogue.agg(F.sum(F.col("n") * F.col("affiliate_share"))).first()[0]
+    affiliate_pool = pool_for_distinct(
+        max(1.0, sizes.affiliates - sizes.producers), max(1.0, affiliate_sales), skew=2.0
+    )
+    buyer_pool = pool_for_distinct(sizes.buyers, sizes.rows, skew=1.0)
+    origin_pool = pool_for_distinct(sizes.origins, sizes.rows, skew=3.0)
+    origin_digits = max(4, math.ceil(math.log(max(origin_pool, 2), 16)))
+
+    key = F.col("purchase_key")
+
+    def u(stream: str) -> Column:
+        return uniform(seed, stream, key)
+
+    is_affiliate_sale = u("affiliate_sale") < F.col("affiliate_share")
+    commission = F.when(
+        is_affiliate_sale & (u("zero_commission") >= ZERO_COMMISSION_SHARE),
+        F.col("commission_rate"),
+    ).otherwise(F.lit(0.0))
+    origin_index = skewed_index(u("origin"), origin_pool, 3.0)
+    # An odd multiplier permutes codes modulo a power of 16, so distinct origins keep distinct codes.
+    origin_code = F.pmod(origin_index * 40503 + 12345, F.lit(16**origin_digits))
+    value = (
+        F.when(
+            u("bulk") < BULK_SHARE, BULK_PRICE[0] + (BULK_PRICE[1] - BULK_PRICE[0]) * u("bulk_size")
+        )
+        .when(u("floor") < FLOOR_PRICE_SHARE, FLOOR_PRICE * (1.0 + u("floor_size")))
+        .otherwise(F.col("base_price") * F.exp(PURCHASE_SIGMA * normal(seed, "value", key)))
+    )
+    # A product created inside the period sells only from its creation day on.
+    day_slot = F.floor(
+        (F.col("cdf_before") + u("day") * (1.0 - F.col("cdf_before"))) * DAY_SLOTS
+    ).cast("long")
+    day_slots = inverse_cdf_table(spark, weights, DAY_SLOTS, "day_offset")
+    hour_slots = inverse_cdf_table(spark, HOUR_FACTOR, HOUR_SLOTS, "hour")
+    creation_second = F.col(s.PRODUCT_CREATION_DATE).cast("long")
+    start_second = F.unix_timestamp(F.lit(f"{start} 00:00:00"))
+    drawn_second = (
+        start_second
+        + F.col("day_offset").cast("long") * 86400
+        + F.col("hour").cast("long") * 3600
+        + F.floor(u("second") * 3600).cast("long")
+    )
+    # Same-day purchases of a product created that day come after its creation.
+    purchase_second = F.when(
+        drawn_second < creation_second,
+        creation_second + F.floor(u("after_creation") * (86400 - creation_second % 86400)),
+    ).otherwise(drawn_second)
+
+    rows = (
+        catalogue.select(
+            "*", F.explode(F.sequence(F.lit(0), F.col("n").cast("int") - 1)).alias("nth")
+        )
+        .withColumn("purchase_key", F.col("product_index") * PURCHASE_STRIDE + F.col("nth"))
+        .withColumn("day_slot", F.least(day_slot, F.lit(DAY_SLOTS - 1)))
+        .withColumn("hour_slot", F.floor(u("hour") * HOUR_SLOTS).cast("long"))
+        .join(F.broadcast(day_slots.withColumnRenamed("slot", "day_slot")), "day_slot")
+        .join(F.broadcast(hour_slots.withColumnRenamed("slot", "hour_slot")), "hour_slot")
+        .select(
+            (F.col("purchase_key") + 1).alias(s.PURCHASE_ID),
+            s.PRODUCT_ID,
+            F.when(
+                is_affiliate_sale,
+                skewed_index(u("affiliate"), affiliate_pool, 2.0) * 4 + AFFILIATE_KIND,
+            )
+            .otherwise(F.col(s.PRODUCER_ID))
+            .alias(s.AFFILIATE_ID),
+            s.PRODUCER_ID,
+            (F.floor(u("buyer") * buyer_pool).cast("long") * 4 + BUYER_KIND).alias(s.BUYER_ID),
+            F.timestamp_seconds(purchase_second).alias(s.PURCHASE_DATE),
+            s.PRODUCT_CREATION_DATE,
+            s.PRODUCT_CATEGORY,
+            s.PRODUCT_NICHE,
+            value.alias("raw_value"),
+            commission.alias(s.COMMISSION),
+            pick(u("device"), DEVICE_SHARES).alias(s.PURCHASE_DEVICE),
+            F.concat(
+                F.lit("Origin "), F.lpad(F.lower(F.hex(origin_code)), origin_digits, "0")
+            ).alias(s.PURCHASE_ORIGIN),
+            (uniform(seed, "social", origin_index) < SOCIAL_ORIGIN_SHARE)
+            .cast("int")
+            .alias(s.IS_SOCIAL),
+        )
+    )
+    return rows
+
+
+def standardised(rows: DataFrame) -> DataFrame:
+    """Rows with purchase_value = z-score of raw_value over all rows, as in the real export."""
+    moments = rows.agg(F.mean("raw_value"), F.stddev_pop("raw_value")).first()
+    mean, std = moments[0], moments[1] or 1.0
+    return rows.withColumn(s.PURCHASE_VALUE, (F.col("raw_value") - mean) / std).select(
+        *[name for name, _ in s.PURCHASE_FIELDS]
+    )
+
+
+def with_defects(clean: DataFrame, rate: float, seed: int, end: dt.date) -> DataFrame:
+    """The known export defects, each on about `rate` of the rows; adds a `defect` column.
+
+    Kinds are disjoint slices of one draw, so a row carries at most one; a duplicate is an
+    extra copy of a row (the copy is marked). Malformed lines only take effect in CSV output.
+    """
+    key = F.col(s.PURCHASE_ID)
+    draw = uniform(seed, "defect", key)
+    defect = F.lit(None).cast("string")
+    for k, name in reversed(list(enumerate(DEFECT_KINDS))):
+        defect = F.when((draw >= k * rate) & (draw < (k + 1) * rate), F.lit(name)).otherwise(defect)
+    days = (1 + F.floor(uniform(seed, "defect_days", key) * 30)).cast("long") * 86400
+    date = F.col(s.PURCHASE_DATE)
+    second_of_day = date.cast("long") % 86400
+    end_second = F.unix_timestamp(F.lit(f"{end} 00:00:00"))
+    placeholder = F.to_timestamp(F.lit(f"{end - dt.timedelta(days=4)} 12:00:00"))
+
+    def is_(name: str) -> Column:
+        return F.col("defect") == name
+
+    changed = {
+        s.PURCHASE_DATE: F.when(is_("placeholder_burst"), placeholder)
+        .when(is_("outside_period"), F.timestamp_seconds(end_second + days + second_of_day))
+        .otherwise(date),
+        s.PRODUCT_CREATION_DATE: F.when(
+            is_("purchase_before_creation"), F.timestamp_seconds(date.cast("long") + days)
+        ).otherwise(F.col(s.PRODUCT_CREATION_DATE)),
+        s.COMMISSION: F.when(is_("placeholder_burst"), F.lit(None).cast(DoubleType()))
+        .when(is_("commission_invalid"), 100.0 + days / 86400)
+        .when(is_("direct_sale_with_commission"), F.greatest(F.col(s.COMMISSION), F.lit(10.0)))
+        .otherwise(F.col(s.COMMISSION)),
+        s.AFFILIATE_ID: F.when(is_("direct_sale_with_commission"), F.col(s.PRODUCER_ID)).otherwise(
+            F.col(s.AFFILIATE_ID)
+        ),
+    }
+    marked = clean.withColumn("defect", defect)
+    defective = marked.select(
+        *[changed.get(c, F.col(c)).alias(c) for c in clean.columns],
+        F.when(~is_("duplicate_purchase_id"), F.col("defect")).alias("defect"),
+    )
+    copies = marked.where(is_("duplicate_purchase_id")).select(*clean.columns, "defect")
+    return defective.unionByName(copies)
+
+
+def export_lines(
+    rows: DataFrame, separator: str, seed: int, pandas_index: bool, include_venda: bool
+) -> tuple[str, DataFrame]:
+    """(header, lines): each row as one text line in the real CSV export's style.
+
+    Lines are built as text rather than with the CSV writer so that malformed lines (a field
+    missing, a timestamp that does not exist) can be written as the real export has them.
+    """
+    fmt_ts = "yyyy-MM-dd HH:mm:ss"
+
+    def text(col: Column) -> Column:
+        value = F.coalesce(col, F.lit(""))
+        needs_quotes = value.contains(separator) | value.contains('"')
+        return F.when(
+            needs_quotes,
+            F.concat(F.lit('"'), F.replace(value, F.lit('"'), F.lit('""')), F.lit('"')),
+        ).otherwise(value)
+
+    fields = {
+        s.PURCHASE_ID: F.col(s.PURCHASE_ID).cast("string"),
+        s.PRODUCT_ID: F.col(s.PRODUCT_ID).cast("string"),
+        s.AFFILIATE_ID: F.col(s.AFFILIATE_ID).cast("string"),
+        s.PRODUCER_ID: F.col(s.PRODUCER_ID).cast("string"),
+        s.BUYER_ID: F.col(s.BUYER_ID).cast("string"),
+        s.PURCHASE_DATE: F.date_format(s.PURCHASE_DATE, fmt_ts),
+        s.PRODUCT_CREATION_DATE: F.date_format(s.PRODUCT_CREATION_DATE, fmt_ts),
+        s.PRODUCT_CATEGORY: F.col(s.PRODUCT_CATEGORY),
+        s.PRODUCT_NICHE: F.col(s.PRODUCT_NICHE),
+        s.PURCHASE_VALUE: F.format_string("%.10f", s.PURCHASE_VALUE),
+        s.COMMISSION: F.col(s.COMMISSION).cast("string"),
+        s.PURCHASE_DEVICE: F.col(s.PURCHASE_DEVICE),
+        s.PURCHASE_ORIGIN: F.col(s.PURCHASE_ORIGIN),
+        # The export writes this integer flag with a decimal comma.
+        s.IS_SOCIAL: F.concat(F.col(s.IS_SOCIAL).cast("string"), F.lit(",0")),
+    }
+    names = [name for name, _ in s.PURCHASE_FIELDS]
+    if include_venda:
+        fields[s.VENDA] = F.lit("1")
+        names.append(s.VENDA)
+    if pandas_index:
+        fields[""] = (F.col(s.PURCHASE_ID) - 1).cast("string")
+        names.insert(0, "")
+    malformed = F.col("defect") == "malformed"
+    truncate = uniform(seed, "malformed_kind", F.col(s.PURCHASE_ID)) < 0.5
+    fields[s.PURCHASE_DATE] = F.when(malformed & ~truncate, F.lit("2016-02-30 25:61:00")).otherwise(
+        fields[s.PURCHASE_DATE]
+    )
+    full = F.concat_ws(separator, *[text(fields[n]) for n in names])
+    short = F.concat_ws(separator, *[text(fields[n]) for n in names[:-3]])
+    header = separator.join(f'"{n}"' if separator in n else n for n in names)
+    return header, rows.select(F.when(malformed & truncate, short).otherwise(full).alias(header))
+
+
+def write_export(rows: DataFrame, path: str, gen: GeneratorConfig) -> None:
+    """Write rows (with a `defect` column) as the raw export: Parquet, or CSV in the export's style."""
+    if gen.format == "parquet":
+        table = rows.drop("defect")
+        if gen.include_venda:
+            table = table.withColumn(s.VENDA, F.lit(1))
+        table.coalesce(gen.files).write.mode("overwrite").parquet(path)
+        return
+    separator = separator_char(gen.separator)
+    header, lines = export_lines(rows, separator, gen.seed, gen.pandas_index, gen.include_venda)
+    if gen.blank_first_row:
+        blank = rows.sparkSession.createDataFrame(
+            [(separator * (header.count(separator)),)], [header]
+        )
+        lines = blank.unionByName(lines)
+    (
+        lines.coalesce(gen.files)
+        .write.mode("overwrite")
+        .option("header", True)
+        # Lines are already quoted; the writer must copy them as they are.
+        .option("quote", "\u0000")
+        .option("escape", "\u0000")
+        .option("sep", "\u0001")
+        .option("encoding", gen.encoding)
+        .csv(path)
+    )
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the calibration table: a shape target and what the generated data shows."""
+
+    metric: str
+    target: str
+    generated: float
+    ok: bool
+
+    def __post_init__(self) -> None:
+        # numpy scalars in, plain Python out, so the table serialises as JSON.
+        object.__setattr__(self, "generated", float(self.generated))
+        object.__setattr__(self, "ok", bool(self.ok))
+
+
+def _near(metric: str, target: float, value: float, tolerance: float = 0.10) -> Check:
+    ok = abs(value - target) <= tolerance * abs(target)
+    return Check(metric, f"{target:,.4g} ±{tolerance:.0%}", value, ok)
+
+
+def _within(metric: str, low: float, high: float, value: float) -> Check:
+    return Check(metric, f"{low:,.4g} to {high:,.4g}", value, low <= value <= high)
+
+
+def calibration(rows: DataFrame, sizes: Sizes, start: dt.date, end: dt.date) -> list[Check]:
+    """Shape of the generated (defect-free, standardised) rows against the real sample's."""
+    scale = sizes.rows / REAL_ROWS
+    agg = rows.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.approx_count_distinct(s.PRODUCER_ID, 0.01).alias("producers"),
+        F.approx_count_distinct(s.AFFILIATE_ID, 0.01).alias("affiliates"),
+        F.approx_count_distinct(s.BUYER_ID, 0.01).alias("buyers"),
+        F.approx_count_distinct(s.PURCHASE_ORIGIN, 0.01).alias("origins"),
+        F.avg((F.col(s.PRODUCT_CATEGORY) == "Phisical book").cast("double")).alias("book"),
+        F.avg((F.col(s.PRODUCT_CATEGORY) == "Podcast").cast("double")).alias("podcast"),
+        F.avg(
+            F.col(s.PURCHASE_DEVICE).isin("eReaders", "Desktop", "Smart TV").cast("double")
+        ).alias("top_devices"),
+        F.avg(s.PURCHASE_VALUE).alias("z_mean"),
+        F.stddev_pop(s.PURCHASE_VALUE).alias("z_std"),
+        F.min(s.PURCHASE_VALUE).alias("z_min"),
+        F.percentile_approx(s.PURCHASE_VALUE, 0.5, 10_000).alias("z_median"),
+        F.skewness(s.PURCHASE_VALUE).alias("z_skew"),
+        F.avg(s.COMMISSION).alias("commission"),
+    ).first()
+    # Purchases per product, as a histogram: its size is bounded by the largest product.
+    per_product = rows.groupBy(s.PRODUCT_ID).count()
+    histogram = per_product.groupBy(F.col("count").alias("n")).count().toPandas()
+    histogram = histogram.sort_values("n", ascending=False)
+    n_products = int(histogram["count"].sum())
+    counts = np.repeat(histogram["n"].to_numpy(), histogram["count"].to_numpy())
+    half = int(np.searchsorted(np.cumsum(counts), counts.sum() / 2) + 1)
+    monthly = (
+        rows.groupBy(F.month(s.PURCHASE_DATE).alias("month"))
+        .agg(F.sum(F.col(s.PURCHASE_VALUE) - agg["z_min"]).alias("value"))
+        .toPandas()
+        .set_index("month")["value"]
+    )
+    weekday_units = rows.groupBy(F.dayofweek(s.PURCHASE_DATE)).count().toPandas()["count"]
+    checks = [
+        Check("rows", f"{sizes.rows:,}", agg["rows"], agg["rows"] == sizes.rows),
+        _near("products", REAL_PRODUCTS * scale, n_products),
+        _near("producers (approx)", REAL_PRODUCERS * scale, agg["producers"]),
+        _near("affiliates (approx)", REAL_AFFILIATES * scale, agg["affiliates"]),
+        _near("buyers (approx)", REAL_BUYERS * scale, agg["buyers"]),
+        _near("origins (approx)", REAL_ORIGINS * scale, agg["origins"]),
+        _near("purchases per buyer", REAL_ROWS / REAL_BUYERS, agg["rows"] / agg["buyers"]),
+        _near("Phisical book share", 0.83, agg["book"]),
+        _near("Podcast share", 0.14, agg["podcast"]),
+        _within("eReaders+Desktop+Smart TV share", 0.98, 1.0, agg["top_devices"]),
+        _near("purchases per product: median", 7, float(np.median(counts))),
+        _near("purchases per product: mean", 89, float(counts.mean())),
+        _within("purchases per product: max", 10_000 * scale, 99_999 * scale, float(counts.max())),
+        _near("products making half of purchases", 238 * scale, half),
+        Check("z mean", "0", agg["z_mean"], abs(agg["z_mean"]) < 1e-9),
+        Check("z std", "1", agg["z_std"], abs(agg["z_std"] - 1) < 1e-9),
+        _near("z min", -0.541, agg["z_min"]),
+        _near("z median", -0.35, agg["z_median"]),
+        _within("z skewness", 10, math.inf, agg["z_skew"]),
+        _near("mean commission %", 7.6, agg["commission"]),
+        _within(
+            "busiest / quietest weekday units",
+            1.1,
+            math.inf,
+            weekday_units.max() / weekday_units.min(),
+        ),
+    ]
+    if {1, 2, 3} <= set(monthly.index):
+        dip = min(monthly[1], monthly[3]) / monthly[2]
+        checks.append(_within("February dip: min(Jan, Mar) / Feb value", 1.0, math.inf, dip))
+        peak = monthly[3] / monthly.drop(3).max()
+        checks.append(_within("March peak: Mar / best other month", 1.0, math.inf, peak))
+    return checks
+
+
+def calibration_table(checks: list[Check]) -> str:
+    width = max(len(c.metric) for c in checks)
+    lines = [f"{'metric':<{width}}  {'target':>22}  {'generated':>14}  ok"]
+    for c in checks:
+        lines.append(
+            f"{c.metric:<{width}}  {c.target:>22}  {c.generated:>14,.4g}  {'yes' if c.ok else 'NO'}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,268 @@
+"""Read raw purchase exports with the explicit schema; write tables and the run manifest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pyspark
+from pyspark.errors import AnalysisException
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    DataType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+import hotmart_spark
+from hotmart_spark import schema
+from hotmart_spark.errors import UserError
+
+log = logging.getLogger(__name__)
+
+PARQUET_MAGIC = b"PAR1"
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+# pandas writes its index as a first column named "" (Spark calls it _c0) or "Unnamed: 0".
+INDEX_COLUMNS = ("_c0", "Unnamed: 0", "index")
+CORRUPT = "_corrupt_record"
+INTEGRAL_TYPES = ("tinyint", "smallint", "int", "bigint")
+# A decimal comma in a number that is otherwise plain ("1,0" -> "1.0").
+DECIMAL_COMMA = r"^\s*(-?\d+),(\d+)\s*$"
+
+
+@dataclass(frozen=True)
+class InputFiles:
+    """What a raw input path holds once resolved: its format, separator and files (when local)."""
+
+    path: str
+    format: str
+    separator: str
+    files: tuple[str, ...]
+
+
+def is_local(path: str) -> bool:
+    return urlparse(path).scheme in ("", "file")
+
+
+def local_path(path: str) -> Path:
+    return Path(urlparse(path).path if path.startswith("file:") else path)
+
+
+def resolve_input(path: str, fmt: str = "auto", separator: str = "auto") -> InputFiles:
+    """Check the input exists and decide its format and separator (sniffed for local files)."""
+    files: tuple[str, ...] = ()
+    if is_local(path):
+        root = local_path(path)
+        if not root.exists():
+            raise UserError(f"input not found: {path}")
+        if root.is_dir():
+            files = tuple(
+                str(p)
+                for p in sorted(root.rglob("*"))
+                if p.is_file()
+                and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+            )
+            if not files:
+                raise UserError(f"input folder holds no data files: {path}")
+        else:
+            files = (str(root),)
+        if all(os.path.getsize(f) == 0 for f in files):
+            raise UserError(f"input is empty: {path}")
+        sniffed = {_sniff_format(f) for f in files if os.path.getsize(f) > 0}
+        if fmt == "auto":
+            if len(sniffed) > 1:
+                raise UserError(
+                    f"input mixes Parquet and text files: {path}; give one format per run"
+                )
+            fmt = sniffed.pop()
+        elif fmt == "parquet" and "csv" in sniffed:
+            bad = next(f for f in files if os.path.getsize(f) > 0 and _sniff_format(f) == "csv")
+            raise UserError(f"{bad} is not a Parquet file (input.format = parquet)")
+        elif fmt == "csv" and "parquet" in sniffed:
+            bad = next(f for f in files if os.path.getsize(f) > 0 and _sniff_format(f) == "parquet")
+            raise UserError(f"{bad} is a Parquet file, not CSV (input.format = csv)")
+    elif fmt == "auto":
+        suffix = Path(urlparse(path).path).suffix.lower()
+        if suffix == ".parquet":
+            fmt = "parquet"
+        elif suffix in CSV_SUFFIXES:
+            fmt = "csv"
+        else:
+            raise UserError(f"cannot tell the format of {path}; set input.format to csv or parquet")
+    if separator == "auto":
+        names = files or (path,)
+        separator = "\t" if all(n.lower().endswith(".tsv") for n in names) else ","
+    return InputFiles(path=path, format=fmt, separator=separator, files=files)
+
+
+def _sniff_format(file: str) -> str:
+    with open(file, "rb") as handle:
+        head = handle.read(4)
+        if head == PARQUET_MAGIC:
+            handle.seek(-4, os.SEEK_END)
+            if handle.read(4) == PARQUET_MAGIC:
+                return "parquet"
+    return "csv"
+
+
+def read_purchases(
+    spark: SparkSession,
+    path: str,
+    fmt: str = "auto",
+    separator: str = "auto",
+    encoding: str = "UTF-8",
+) -> DataFrame:
+    """Raw purchases typed as schema.PURCHASE_FIELDS plus source_file and raw_line.
+
+    Nothing is dropped: a line that does not parse keeps its text in raw_line, which marks it
+    malformed for validation.
+    """
+    source = resolve_input(path, fmt, separator)
+    try:
+        if source.format == "csv":
+            raw = _read_csv_as_text(spark, source, encoding)
+        else:
+            raw = spark.read.parquet(path)
+            _check_columns(path, raw.columns)
+            raw = raw.withColumn(CORRUPT, F.lit(None).cast(StringType()))
+    except AnalysisException as exc:
+        if exc.getCondition() == "PATH_NOT_FOUND":
+            raise UserError(f"input not found: {path}") from None
+        raise UserError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+    return _typed(raw, source.separator)
+
+
+def _read_csv_as_text(spark: SparkSession, source: InputFiles, encoding: str) -> DataFrame:
+    reader = spark.read.option("header", True).option("sep", source.separator)
+    reader = reader.option("encoding", encoding)
+    header = [c.lstrip("\ufeff").strip() for c in reader.csv(source.path).columns]
+    if not header:
+        raise UserError(f"input is empty: {source.path}")
+    _check_columns(source.path, header)
+    # Every field is read as text so that a value that does not parse is caught per field
+    # (malformed) instead of silently becoming null.
+    text_schema = StructType(
+        [StructField(name, StringType()) for name in header] + [StructField(CORRUPT, StringType())]
+    )
+    return (
+        reader.schema(text_schema)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", CORRUPT)
+        .csv(source.path)
+    )
+
+
+def _check_columns(path: str, columns: list[str]) -> None:
+    missing = [c for c in schema.REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise UserError(f"{path}: missing required column(s): {', '.join(missing)}")
+    known = set(schema.REQUIRED_COLUMNS) | set(schema.OPTIONAL_COLUMNS) | set(INDEX_COLUMNS)
+    extra = [c for c in columns if c not in known]
+    if extra:
+        log.warning("%s: ignoring extra column(s): %s", path, ", ".join(extra))
+
+
+def _typed(raw: DataFrame, separator: str) -> DataFrame:
+    source_types = dict(raw.dtypes)
+    parsed: dict[str, Column] = {}
+    failed: list[Column] = []
+    for name, target in schema.PURCHASE_FIELDS:
+        text_col = F.col(name)
+        value = _parse(text_col, source_types[name], target)
+        parsed[name] = value
+        failed.append(text_col.isNotNull() & value.isNull())
+    parse_failed = F.greatest(*failed) if len(failed) > 1 else failed[0]
+    # Every column of the file goes into raw_line, which also keeps Spark from pruning the
+    # columns nobody selects: a pruned column would hide a line that is missing fields.
+    raw_fields = [
+        F.coalesce(F.col(f"`{c}`").cast(StringType()), F.lit(""))
+        for c in raw.columns
+        if c != CORRUPT
+    ]
+    raw_line = F.when(F.col(CORRUPT).isNotNull(), F.col(CORRUPT)).when(
+        parse_failed, F.concat_ws(separator, *raw_fields)
+    )
+    return raw.select(
+        *[parsed[name].alias(name) for name, _ in schema.PURCHASE_FIELDS],
+        F.col("_metadata.file_path").alias(schema.SOURCE_FILE),
+        raw_line.alias(schema.RAW_LINE),
+    )
+
+
+def _parse(col: Column, source_type: str, target: DataType) -> Column:
+    """The column as `target`, or null where its value does not parse."""
+    if source_type == "string":
+        text = F.nullif(F.trim(col), F.lit(""))
+        if isinstance(target, StringType):
+            return text
+        if isinstance(target, TimestampType):
+            return F.try_to_timestamp(text)
+        whole = text.try_cast(LongType())
+        number = F.regexp_replace(text, DECIMAL_COMMA, "$1.$2").try_cast(DoubleType())
+    else:
+        if isinstance(target, StringType):
+            return col.cast(StringType())
+        if isinstance(target, TimestampType):
+            return col.try_cast(TimestampType())
+        whole = col.try_cast(LongType()) if source_type in INTEGRAL_TYPES else F.lit(None)
+        number = col.try_cast(DoubleType())
+    if isinstance(target, DoubleType):
+        return F.when(~F.isnan(number), number)
+    if isinstance(target, IntegerType):
+        # The only integer field is the social-network flag: 0 or 1, nothing else.
+        return F.when(number.isin(0.0, 1.0), number.cast(IntegerType()))
+    if isinstance(target, LongType):
+        # Ids exported through pandas floats arrive as "123.0"; plain integers skip the
+        # double so that ids above 2**53 stay exact.
+        return F.coalesce(whole, F.when(number == F.floor(number), number.try_cast(LongType())))
+    raise TypeError(f"no parser for {target}")
+
+
+def write_table(df: DataFrame, path: str, partition_by: str | None = None) -> None:
+    """Replace the table at path with df (Parquet)."""
+    writer = df.write.mode("overwrite").option("partitionOverwriteMode", "static")
+    if partition_by:
+        writer = writer.partitionBy(partition_by)
+    writer.parquet(path)
+
+
+def versions() -> dict[str, str]:
+    return {
+        "hotmart_spark": hotmart_spark.__version__,
+        "pyspark": pyspark.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def update_manifest(output_root: str, stage: str, record: Mapping[str, Any]) -> Path:
+    """Merge one stage's record into manifest.json at the output root (a local path)."""
+    if not is_local(output_root):
+        raise UserError(f"the manifest needs a local output root, got {output_root}")
+    path = local_path(output_root) / "manifest.json"
+    manifest: dict[str, Any] = {}
+    if path.exists():
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest.setdefault("stages", {})[stage] = dict(record)
+    manifest["versions"] = versions()
+    manifest["updated_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(
+        json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
+    )
+    tmp.replace(path)
+    return path

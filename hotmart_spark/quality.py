@@ -1,0 +1,152 @@
+"""Validation rules: each a named Column; rows that break a quarantine rule leave the clean table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from hotmart_spark import schema as s
+
+RULE_NAMES: tuple[str, ...] = (
+    "malformed",
+    "required_null",
+    "duplicate_purchase_id",
+    "outside_period",
+    "purchase_before_creation",
+    "commission_invalid",
+    "direct_sale_with_commission",
+    "affiliate_sale_without_commission",
+    "placeholder_burst",
+)
+
+# Per-row facts that depend on other rows, added before the rules are evaluated.
+DUPLICATE_RANK = "_duplicate_rank"
+IN_BURST = "_in_burst"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    broken: Column
+
+
+def rules(period_start: dt.date, period_end: dt.date) -> list[Rule]:
+    """Every validation rule, in RULE_NAMES order; each is true where a row breaks it."""
+    malformed = F.col(s.RAW_LINE).isNotNull()
+    commission = F.col(s.COMMISSION)
+    direct = F.col(s.AFFILIATE_ID) == F.col(s.PRODUCER_ID)
+    day = F.to_date(s.PURCHASE_DATE)
+    parsed_rules = [
+        Rule("required_null", F.greatest(*[F.col(c).isNull() for c in s.NOT_NULL_COLUMNS])),
+        Rule("duplicate_purchase_id", F.col(DUPLICATE_RANK) > 1),
+        Rule("outside_period", (day < F.lit(period_start)) | (day > F.lit(period_end))),
+        Rule(
+            "purchase_before_creation",
+            F.col(s.PURCHASE_DATE) < F.col(s.PRODUCT_CREATION_DATE),
+        ),
+        Rule("commission_invalid", commission.isNull() | ~commission.between(0.0, 100.0)),
+        Rule("direct_sale_with_commission", direct & (commission > 0)),
+        Rule("affiliate_sale_without_commission", ~direct & (commission == 0)),
+        Rule("placeholder_burst", F.col(IN_BURST)),
+    ]
+    # The other rules read parsed fields, which a malformed line does not have.
+    return [Rule("malformed", malformed)] + [
+        Rule(r.name, ~malformed & F.coalesce(r.broken, F.lit(False))) for r in parsed_rules
+    ]
+
+
+def with_cross_row_facts(purchases: DataFrame, burst_min_rows: int) -> DataFrame:
+    """Adds each row's rank among rows sharing its purchase_id and whether its second is a burst."""
+    # Any fixed order over the row's content keeps "the first" the same on every run,
+    # whatever order the files are read in.
+    order = [F.col(c).asc_nulls_last() for c in (s.PURCHASE_DATE, *s.REQUIRED_COLUMNS)]
+    by_id = Window.partitionBy(s.PURCHASE_ID).orderBy(*order, F.col(s.SOURCE_FILE))
+    ranked = purchases.withColumn(
+        DUPLICATE_RANK,
+        F.when(
+            F.col(s.PURCHASE_ID).isNotNull() & F.col(s.RAW_LINE).isNull(),
+            F.row_number().over(by_id),
+        ),
+    )
+    second = F.date_trunc("second", F.col(s.PURCHASE_DATE))
+    bursts = (
+        purchases.where(F.col(s.RAW_LINE).isNull())
+        .groupBy(second.alias("_second"))
+        .count()
+        .where(F.col("count") >= burst_min_rows)
+        .select("_second", F.lit(True).alias(IN_BURST))
+    )
+    return (
+        ranked.join(F.broadcast(bursts), second == F.col("_second"), "left")
+        .drop("_second")
+        .fillna({IN_BURST: False})
+    )
+
+
+def flag(
+    purchases: DataFrame,
+    period_start: dt.date,
+    period_end: dt.date,
+    burst_min_rows: int,
+    actions: Mapping[str, str],
+) -> DataFrame:
+    """Loaded purchases plus `reasons` (quarantine rules broken), `warnings` and purchase_month."""
+    checked = rules(period_start, period_end)
+
+    def broken_names(action: str) -> Column:
+        names = [F.when(r.broken, F.lit(r.name)) for r in checked if actions[r.name] == action]
+        return F.array_compact(F.array(*names)) if names else F.array().cast("array<string>")
+
+    return (
+        with_cross_row_facts(purchases, burst_min_rows)
+        .withColumn(s.REASONS, broken_names("quarantine"))
+        .withColumn(s.WARNINGS, broken_names("warn"))
+        .withColumn(s.PURCHASE_MONTH, F.date_format(s.PURCHASE_DATE, "yyyy-MM"))
+        .drop(DUPLICATE_RANK, IN_BURST)
+    )
+
+
+def clean_rows(flagged: DataFrame) -> DataFrame:
+    """Rows that broke no quarantine rule, in the clean table's layout."""
+    return flagged.where(F.size(s.REASONS) == 0).select(
+        *[name for name, _ in s.PURCHASE_FIELDS], s.WARNINGS, s.PURCHASE_MONTH
+    )
+
+
+def quarantined_rows(flagged: DataFrame) -> DataFrame:
+    """Rows that broke at least one quarantine rule, with every column and their reasons."""
+    return flagged.where(F.size(s.REASONS) > 0)
+
+
+def quality_counts(flagged: DataFrame) -> dict[str, object]:
+    """Rows in, clean, quarantined, rows per rule and z_min of the clean rows, in one pass."""
+    is_clean = F.size(s.REASONS) == 0
+
+    def rows_with(array: str, name: str) -> Column:
+        return F.sum(F.when(F.array_contains(array, name), 1).otherwise(0)).alias(f"{array}:{name}")
+
+    row = flagged.agg(
+        F.count(F.lit(1)).alias("rows_in"),
+        F.sum(F.when(is_clean, 1).otherwise(0)).alias("rows_clean"),
+        F.min(F.when(is_clean, F.col(s.PURCHASE_VALUE))).alias("z_min"),
+        *[rows_with(array, name) for array in (s.REASONS, s.WARNINGS) for name in RULE_NAMES],
+    ).first()
+    rows_in = row["rows_in"]
+    rows_clean = row["rows_clean"] or 0
+
+    def by_rule(array: str) -> dict[str, int]:
+        counts = {name: row[f"{array}:{name}"] or 0 for name in RULE_NAMES}
+        return {name: n for name, n in counts.items() if n}
+
+    return {
+        "rows_in": rows_in,
+        "rows_clean": rows_clean,
+        "rows_quarantined": rows_in - rows_clean,
+        "z_min": row["z_min"],
+        "quarantine_by_rule": by_rule(s.REASONS),
+        "warnings_by_rule": by_rule(s.WARNINGS),
+    }

@@ -1,0 +1,82 @@
+"""Validate raw purchases: clean rows to clean/ (by month), broken rows to quarantine/ with reasons."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import SparkSession
+
+from hotmart_spark import io, quality
+from hotmart_spark import schema as s
+from hotmart_spark.cli import run_job
+from hotmart_spark.config import Config
+from hotmart_spark.errors import UserError
+
+log = logging.getLogger("hotmart_spark.validate")
+
+
+def main(spark: SparkSession, config: Config) -> dict[str, Any]:
+    started = time.time()
+    timings: dict[str, float] = {}
+    source = config.paths.input
+    out = config.paths.output.rstrip("/")
+    purchases = io.read_purchases(
+        spark, source, config.input.format, config.input.separator, config.input.encoding
+    )
+    flagged = quality.flag(
+        purchases,
+        config.period.start,
+        config.period.end,
+        config.quality.placeholder_burst_min_rows,
+        config.quality.actions,
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        counts = quality.quality_counts(flagged)
+        timings["read_and_check_s"] = round(time.time() - started, 2)
+        if counts["rows_in"] == 0:
+            raise UserError(f"input has no rows: {source}")
+        step = time.time()
+        io.write_table(quality.clean_rows(flagged), f"{out}/clean", partition_by=s.PURCHASE_MONTH)
+        io.write_table(
+            quality.quarantined_rows(flagged), f"{out}/quarantine", partition_by=s.PURCHASE_MONTH
+        )
+        timings["write_s"] = round(time.time() - step, 2)
+    finally:
+        flagged.unpersist()
+    written_clean = spark.read.parquet(f"{out}/clean").count()
+    written_quarantine = spark.read.parquet(f"{out}/quarantine").count()
+    if written_clean + written_quarantine != counts["rows_in"]:
+        raise RuntimeError(
+            f"rows in ({counts['rows_in']}) != clean ({written_clean}) + "
+            f"quarantined ({written_quarantine}) as written"
+        )
+    timings["total_s"] = round(time.time() - started, 2)
+    record = {
+        "input": {"path": source, "format": config.input.format},
+        **counts,
+        "period_start": config.period.start.isoformat(),
+        "period_end": config.period.end.isoformat(),
+        "parameters": config.to_dict(),
+        "timings": timings,
+    }
+    manifest = io.update_manifest(out, "validate", record)
+    log.info(
+        "rows in %d = clean %d + quarantined %d; z_min %s",
+        counts["rows_in"],
+        counts["rows_clean"],
+        counts["rows_quarantined"],
+        counts["z_min"],
+    )
+    for kind in ("quarantine_by_rule", "warnings_by_rule"):
+        for rule, n in counts[kind].items():
+            log.info("%s %-36s %d", kind.split("_")[0], rule, n)
+    log.info("manifest: %s", manifest)
+    return record
+
+
+if __name__ == "__main__":
+    sys.exit(run_job("validate", main))

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Submit any job in jobs/ to Spark, locally or to a cluster, with the package shipped as a zip.
+#
+#   ./spark-submit.sh [spark-submit options] jobs/<job>.py [job options]
+#
+# HOTMART_SPARK_PROFILE=cluster picks conf/spark-cluster.properties (default: local);
+# SPARK_MASTER=spark://host:7077 (or --master) sends the job to a cluster master.
+set -euo pipefail
+root=$(cd "$(dirname "$0")" && pwd)
+
+spark_args=()
+while [ $# -gt 0 ] && [[ "$1" != *.py ]]; do
+    spark_args+=("$1")
+    shift
+done
+if [ $# -eq 0 ]; then
+    echo "usage: $0 [spark-submit options] jobs/<job>.py [job options]" >&2
+    exit 2
+fi
+job=$1
+shift
+if [ ! -f "$job" ]; then
+    echo "error: job script not found: $job" >&2
+    exit 2
+fi
+
+if [ -n "${SPARK_HOME:-}" ] && [ -x "$SPARK_HOME/bin/spark-submit" ]; then
+    submit="$SPARK_HOME/bin/spark-submit"
+elif [ -x "$root/.venv/bin/spark-submit" ]; then
+    submit="$root/.venv/bin/spark-submit"
+elif command -v spark-submit >/dev/null 2>&1; then
+    submit=$(command -v spark-submit)
+else
+    echo "error: spark-submit not found; run 'make venv' or set SPARK_HOME" >&2
+    exit 2
+fi
+
+# The driver and the executors need the same Python with pandas and the rest installed.
+if [ -z "${PYSPARK_PYTHON:-}" ] && [ -x "$root/.venv/bin/python" ]; then
+    export PYSPARK_PYTHON="$root/.venv/bin/python"
+fi
+export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-${PYSPARK_PYTHON:-python3}}"
+
+profile=${HOTMART_SPARK_PROFILE:-local}
+properties="$root/conf/spark-$profile.properties"
+if [ ! -f "$properties" ]; then
+    echo "error: no Spark properties for profile '$profile': $properties" >&2
+    exit 2
+fi
+if [ -n "${SPARK_MASTER:-}" ]; then
+    spark_args=(--master "$SPARK_MASTER" "${spark_args[@]}")
+fi
+
+# Pure Python travels as a zip on --py-files, so executors on other machines can import it.
+mkdir -p "$root/build"
+"$PYSPARK_DRIVER_PYTHON" - "$root" <<'PY'
+import pathlib, sys, zipfile
+root = pathlib.Path(sys.argv[1])
+with zipfile.ZipFile(root / "build" / "hotmart_spark.zip", "w", zipfile.ZIP_DEFLATED) as bundle:
+    for path in sorted((root / "hotmart_spark").rglob("*.py")):
+        bundle.write(path, path.relative_to(root))
+PY
+
+exec "$submit" --properties-file "$properties" --py-files "$root/build/hotmart_spark.zip" \
+    --driver-java-options "-Dlog4j2.configurationFile=file:$root/conf/log4j2.properties" \
+    "${spark_args[@]}" "$job" "$@"

@@ -1,0 +1,68 @@
+"""One SparkSession for the whole suite, and helpers to build purchases by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+
+from hotmart_spark import schema as s
+from hotmart_spark.config import Config, load_config
+from hotmart_spark.session import build_session
+
+TEST_SETTINGS = {
+    "spark.master": "local[2]",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+HEADER = ",".join([name for name, _ in s.PURCHASE_FIELDS] + [s.VENDA])
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    session = build_session("hotmart-spark-tests", TEST_SETTINGS)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def config() -> Config:
+    return load_config()
+
+
+def purchase(purchase_id: int, **fields: Any) -> dict[str, Any]:
+    """A valid direct sale inside January 2016; keyword arguments change single fields."""
+    row: dict[str, Any] = {
+        s.PURCHASE_ID: purchase_id,
+        s.PRODUCT_ID: 10,
+        s.AFFILIATE_ID: 7,
+        s.PRODUCER_ID: 7,
+        s.BUYER_ID: 100 + purchase_id,
+        s.PURCHASE_DATE: dt.datetime(2016, 1, 10, 12, 0, purchase_id % 60),
+        s.PRODUCT_CREATION_DATE: dt.datetime(2015, 6, 1),
+        s.PRODUCT_CATEGORY: "Podcast",
+        s.PRODUCT_NICHE: "Physics",
+        s.PURCHASE_VALUE: -0.2,
+        s.COMMISSION: 0.0,
+        s.PURCHASE_DEVICE: "Desktop",
+        s.PURCHASE_ORIGIN: "Origin 00ab",
+        s.IS_SOCIAL: 0,
+        s.SOURCE_FILE: "file:/hand/made.csv",
+        s.RAW_LINE: None,
+    }
+    unknown = set(fields) - set(row)
+    assert not unknown, f"unknown fields {unknown}"
+    row.update(fields)
+    return row
+
+
+def loaded(spark: SparkSession, rows: list[dict[str, Any]]) -> DataFrame:
+    """Rows in the loader's output layout."""
+    names = [f.name for f in s.LOADED_SCHEMA.fields]
+    return spark.createDataFrame([tuple(r[n] for n in names) for r in rows], s.LOADED_SCHEMA)

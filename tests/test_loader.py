@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import SparkSession
+
+from hotmart_spark import io
+from hotmart_spark import schema as s
+from hotmart_spark.errors import UserError
+from tests.conftest import HEADER
+
+GOOD_LINE = (
+    "1,10,7,7,101,2016-01-10 12:00:01,2015-06-01 00:00:00,Podcast,Physics,"
+    '-0.2,0.0,Desktop,Origin 00ab,"1,0",1'
+)
+AFFILIATE_LINE = (
+    "2,11,8,9,102,2016-02-01 08:30:00,2015-06-01 00:00:00,Phisical book,Negotiation,"
+    '1.5,40.0,eReaders,Origin 0f00,"0,0",1'
+)
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> str:
+    path.write_text(text, encoding=encoding)
+    return str(path)
+
+
+def expected(spark: SparkSession, source: str):
+    rows = [
+        (1, 10, 7, 7, 101, dt.datetime(2016, 1, 10, 12, 0, 1), dt.datetime(2015, 6, 1),
+         "Podcast", "Physics", -0.2, 0.0, "Desktop", "Origin 00ab", 1, source, None),
+        (2, 11, 8, 9, 102, dt.datetime(2016, 2, 1, 8, 30), dt.datetime(2015, 6, 1),
+         "Phisical book", "Negotiation", 1.5, 40.0, "eReaders", "Origin 0f00", 0, source, None),
+    ]  # fmt: skip
+    return spark.createDataFrame(rows, s.LOADED_SCHEMA)
+
+
+def test_reads_the_real_export_style(spark: SparkSession, tmp_path: Path) -> None:
+    path = write(tmp_path / "sales.csv", f"{HEADER}\n{GOOD_LINE}\n{AFFILIATE_LINE}\n")
+    df = io.read_purchases(spark, path)
+    assert [(f.name, f.dataType) for f in df.schema] == [
+        (f.name, f.dataType) for f in s.LOADED_SCHEMA
+    ]
+    assert_df_equality(
+        df, expected(spark, f"file:{path}"), ignore_row_order=True, ignore_nullable=True
+    )
+
+
+def test_pandas_index_blank_first_row_and_no_venda(spark: SparkSession, tmp_path: Path) -> None:
+    header = "," + HEADER.removesuffix(",Venda")
+    blank = "," * header.count(",")
+    lines = [GOOD_LINE.removesuffix(",1"), AFFILIATE_LINE.removesuffix(",1")]
+    text = f"{header}\n{blank}\n0,{lines[0]}\n1,{lines[1]}\n"
+    path = write(tmp_path / "pandas.csv", text)
+    df = io.read_purchases(spark, path)
+    # The blank row is kept (validation quarantines it); the two purchases read as usual.
+    assert df.count() == 3
+    purchases = df.where("purchase_id is not null")
+    assert_df_equality(
+        purchases, expected(spark, f"file:{path}"), ignore_row_order=True, ignore_nullable=True
+    )
+    blank_row = df.where("purchase_id is null").first()
+    assert all(blank_row[c] is None for c in s.REQUIRED_COLUMNS)
+
+
+@pytest.mark.parametrize("encoding", ["UTF-8", "ISO-8859-1"])
+def test_encodings(spark: SparkSession, tmp_path: Path, encoding: str) -> None:
+    line = GOOD_LINE.replace("Physics", "Negociação")
+    path = write(tmp_path / "latin.csv", f"{HEADER}\n{line}\n", encoding=encoding)
+    row = io.read_purchases(spark, path, encoding=encoding).first()
+    assert row[s.PRODUCT_NICHE] == "Negociação"
+
+
+def test_tsv_separator_is_sniffed_from_the_name(spark: SparkSession, tmp_path: Path) -> None:
+    tsv_header = HEADER.replace(",", "\t")
+    tsv_line = GOOD_LINE.replace('"1,0"', "1,0").replace(",", "\t").replace("1\t0", "1,0")
+    path = write(tmp_path / "sales.tsv", f"{tsv_header}\n{tsv_line}\n")
+    row = io.read_purchases(spark, path).first()
+    assert (row[s.PURCHASE_ID], row[s.IS_SOCIAL], row[s.PURCHASE_ORIGIN]) == (1, 1, "Origin 00ab")
+
+
+def test_parquet_and_folders(spark: SparkSession, tmp_path: Path) -> None:
+    csv = write(tmp_path / "sales.csv", f"{HEADER}\n{GOOD_LINE}\n{AFFILIATE_LINE}\n")
+    folder = str(tmp_path / "parquet")
+    io.read_purchases(spark, csv).drop(s.SOURCE_FILE, s.RAW_LINE).write.parquet(folder)
+    df = io.read_purchases(spark, folder)
+    assert_df_equality(
+        df.drop(s.SOURCE_FILE),
+        expected(spark, "").drop(s.SOURCE_FILE),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+
+
+def test_malformed_lines_keep_their_text(spark: SparkSession, tmp_path: Path) -> None:
+    short = GOOD_LINE.replace("1,10,", "3,10,", 1).rsplit(",", 3)[0]
+    bad_time = GOOD_LINE.replace("1,10,", "4,10,", 1).replace(
+        "2016-01-10 12:00:01", "2016-02-30 25:61:00"
+    )
+    bad_number = GOOD_LINE.replace("1,10,", "5,10,", 1).replace("-0.2,", "abc,")
+    bad_flag = GOOD_LINE.replace("1,10,", "6,10,", 1).replace('"1,0"', "2")
+    text = f"{HEADER}\n{GOOD_LINE}\n{short}\n{bad_time}\n{bad_number}\n{bad_flag}\n"
+    path = write(tmp_path / "bad.csv", text)
+    rows = {r[s.PURCHASE_ID]: r[s.RAW_LINE] for r in io.read_purchases(spark, path).collect()}
+    assert rows[1] is None
+    assert rows[3] == short
+    assert "2016-02-30 25:61:00" in rows[4]
+    assert "abc" in rows[5]
+    assert rows[6] is not None
+
+
+def test_extra_columns_are_ignored_with_a_warning(
+    spark: SparkSession, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path / "extra.csv", f"{HEADER},coupon\n{GOOD_LINE},X1\n")
+    with caplog.at_level(logging.WARNING, logger="hotmart_spark.io"):
+        df = io.read_purchases(spark, path)
+    assert df.columns == [f.name for f in s.LOADED_SCHEMA.fields]
+    assert "ignoring extra column(s): coupon" in caplog.text
+
+
+def test_bad_inputs_end_in_one_clear_line(spark: SparkSession, tmp_path: Path) -> None:
+    cases: list[tuple[str, str]] = []
+    cases.append((str(tmp_path / "absent.csv"), "input not found"))
+    cases.append((write(tmp_path / "empty.csv", ""), "input is empty"))
+    missing = write(tmp_path / "missing.csv", HEADER.replace("buyer_id,", "") + "\n1\n")
+    cases.append((missing, "missing required column(s): buyer_id"))
+    (tmp_path / "nothing").mkdir()
+    (tmp_path / "nothing" / "_SUCCESS").write_text("")
+    cases.append((str(tmp_path / "nothing"), "input folder holds no data files"))
+    for path, message in cases:
+        with pytest.raises(UserError) as excinfo:
+            io.read_purchases(spark, path)
+        assert message in str(excinfo.value)
+        assert "\n" not in str(excinfo.value)
+
+
+def test_wrong_format_is_named(spark: SparkSession, tmp_path: Path) -> None:
+    csv = write(tmp_path / "sales.csv", f"{HEADER}\n{GOOD_LINE}\n")
+    with pytest.raises(UserError, match=r"sales\.csv is not a Parquet file"):
+        io.read_purchases(spark, csv, fmt="parquet")
+    folder = tmp_path / "mixed"
+    spark.range(1).write.parquet(str(folder / "part"))
+    write(folder / "extra.csv", f"{HEADER}\n{GOOD_LINE}\n")
+    with pytest.raises(UserError, match="input mixes Parquet and text files"):
+        io.read_purchases(spark, str(folder))
+
+
+def test_parquet_without_required_columns(spark: SparkSession, tmp_path: Path) -> None:
+    folder = str(tmp_path / "other")
+    spark.range(3).write.parquet(folder)
+    with pytest.raises(UserError, match="missing required column"):
+        io.read_purchases(spark, folder)
