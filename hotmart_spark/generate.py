@@ -539,7 +539,7 @@ def with_defects(clean: DataFrame, rate: float, seed: int, end: dt.date) -> Data
 def export_lines(
     rows: DataFrame, separator: str, seed: int, pandas_index: bool, include_venda: bool
 ) -> tuple[str, DataFrame]:
-    """(header, lines): each row as one text line in the real CSV export's style.
+    """(header, lines): each row as one text line in the real CSV export's style, with its order.
 
     Lines are built as text rather than with the CSV writer so that malformed lines (a field
     missing, a timestamp that does not exist) can be written as the real export has them.
@@ -586,7 +586,10 @@ def export_lines(
     full = F.concat_ws(separator, *[text(fields[n]) for n in names])
     short = F.concat_ws(separator, *[text(fields[n]) for n in names[:-3]])
     header = separator.join(f'"{n}"' if separator in n else n for n in names)
-    return header, rows.select(F.when(malformed & truncate, short).otherwise(full).alias(header))
+    return header, rows.select(
+        F.col(s.PURCHASE_ID).alias("line_order"),
+        F.when(malformed & truncate, short).otherwise(full).alias(header),
+    )
 
 
 def write_export(rows: DataFrame, path: str, gen: GeneratorConfig) -> None:
@@ -601,11 +604,14 @@ def write_export(rows: DataFrame, path: str, gen: GeneratorConfig) -> None:
     header, lines = export_lines(rows, separator, gen.seed, gen.pandas_index, gen.include_venda)
     if gen.blank_first_row:
         blank = rows.sparkSession.createDataFrame(
-            [(separator * (header.count(separator)),)], [header]
+            [(-1, separator * header.count(separator))], ["line_order", header]
         )
         lines = blank.unionByName(lines)
     (
-        lines.coalesce(gen.files)
+        # An explicit order puts the blank row first and makes files the same on every run.
+        lines.repartitionByRange(gen.files, "line_order")
+        .sortWithinPartitions("line_order")
+        .select(header)
         .write.mode("overwrite")
         .option("header", True)
         # Lines are already quoted; the writer must copy them as they are.

@@ -24,16 +24,16 @@ def main(spark: SparkSession, config: Config) -> list[generate.Check]:
     out = config.paths.output
     sizes = generate.Sizes.for_rows(gen.rows)
     raw = generate.purchases(spark, sizes, gen.seed, config.period.start, config.period.end)
-    rows = generate.standardised(raw.persist(StorageLevel.MEMORY_AND_DISK))
-    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
-    raw.unpersist()
+    # Standardising, writing and calibrating all read the generated rows: make them once.
+    raw = raw.persist(StorageLevel.MEMORY_AND_DISK)
     try:
+        rows = generate.standardised(raw)
         exported = generate.with_defects(rows, gen.defects, gen.seed, config.period.end)
         generate.write_export(exported, out, gen)
         written_s = time.time() - started
         checks = generate.calibration(rows, sizes, config.period.start, config.period.end)
     finally:
-        rows.unpersist()
+        raw.unpersist()
     print(generate.calibration_table(checks))
     if io.is_local(out):
         report = io.local_path(out) / "_calibration.json"

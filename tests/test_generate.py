@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from chispa import assert_approx_df_equality, assert_df_equality
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from hotmart_spark import generate, io, quality
+from hotmart_spark import schema as s
+from hotmart_spark.config import Config, load_config
+
+START, END = dt.date(2016, 1, 1), dt.date(2016, 6, 30)
+ROWS = 20_000
+
+
+def generated(spark: SparkSession, seed: int = 7, rows: int = ROWS) -> DataFrame:
+    sizes = generate.Sizes.for_rows(rows)
+    return generate.standardised(generate.purchases(spark, sizes, seed, START, END))
+
+
+@pytest.fixture(scope="module")
+def small(spark: SparkSession) -> DataFrame:
+    return generated(spark).cache()
+
+
+def test_pool_for_distinct_matches_hand_worked_expectations() -> None:
+    # Uniform draws (skew 1) from a pool of B: E[distinct] = B * (1 - (1 - 1/B) ** draws).
+    # Two draws from B = 2 hit 2 - 1/2 = 1.5 ids on average.
+    assert generate.pool_for_distinct(1.5, draws=2, skew=1.0) == 2
+    # Three draws: B = 2 gives 1.75, B = 3 gives 3 * (1 - 8/27) = 2.11; 2.1 needs B = 3.
+    assert generate.pool_for_distinct(2.1, draws=3, skew=1.0) == 3
+
+
+def test_largest_products_get_categories_by_deficit() -> None:
+    # 100 -> Phisical book (83 of 100 owed). Then, of 110 rows, Podcast is owed 15.4 and has 0;
+    # of 115, Podcast is owed 16.1 and has 10, still more than the book (95.45 - 100).
+    assert generate._assign_categories([100, 10, 5]) == ["Phisical book", "Podcast", "Podcast"]
+
+
+def test_largest_products_get_programmes_to_hold_the_mean_commission() -> None:
+    # Expected commission per sale: 0.4 * 0.55 * 35 * 0.98 = 7.546. A first product of 10
+    # sales at 20% per sale would put 196 where 75.46 is owed: off. With 20 sales owed 150.9,
+    # the second one on (196) is nearer than off (0).
+    assert generate._balance_programmes([10, 10], [20.0, 20.0]) == [False, True]
+
+
+def test_sizes_scale_from_the_real_sample() -> None:
+    real = generate.Sizes.for_rows(generate.REAL_ROWS)
+    assert (real.products, real.producers, real.affiliates, real.buyers, real.origins) == (
+        17_883,
+        8_020,
+        22_947,
+        1_100_649,
+        9_600,
+    )
+    tenth = generate.Sizes.for_rows(159_983)
+    assert (tenth.products, tenth.producers, tenth.buyers) == (1_788, 802, 110_065)
+
+
+def test_rows_follow_the_business_rules(small: DataFrame) -> None:
+    assert small.count() == ROWS
+    direct = F.col(s.AFFILIATE_ID) == F.col(s.PRODUCER_ID)
+    checks = small.agg(
+        F.sum((direct & (F.col(s.COMMISSION) != 0)).cast("int")).alias("direct_with_commission"),
+        F.sum((F.col(s.PURCHASE_DATE) < F.col(s.PRODUCT_CREATION_DATE)).cast("int")).alias(
+            "before_creation"
+        ),
+        F.min(F.to_date(s.PURCHASE_DATE)).alias("first_day"),
+        F.max(F.to_date(s.PURCHASE_DATE)).alias("last_day"),
+        F.avg(s.PURCHASE_VALUE).alias("z_mean"),
+        F.stddev_pop(s.PURCHASE_VALUE).alias("z_std"),
+        F.countDistinct(s.PURCHASE_ID).alias("ids"),
+        F.sum((F.col(s.PRODUCER_ID) % 4 != 1).cast("int")).alias("producer_kind"),
+        F.sum((F.col(s.BUYER_ID) % 4 != 3).cast("int")).alias("buyer_kind"),
+    ).first()
+    assert checks["direct_with_commission"] == 0
+    assert checks["before_creation"] == 0
+    assert checks["first_day"] >= START and checks["last_day"] <= END
+    assert checks["z_mean"] == pytest.approx(0.0, abs=1e-9)
+    assert checks["z_std"] == pytest.approx(1.0, abs=1e-9)
+    assert checks["ids"] == ROWS
+    assert checks["producer_kind"] == 0 and checks["buyer_kind"] == 0
+
+
+def test_each_product_has_one_producer_category_niche_and_creation(small: DataFrame) -> None:
+    per_product = small.groupBy(s.PRODUCT_ID).agg(
+        *[
+            F.countDistinct(c).alias(c)
+            for c in (s.PRODUCER_ID, s.PRODUCT_CATEGORY, s.PRODUCT_NICHE, s.PRODUCT_CREATION_DATE)
+        ]
+    )
+    assert per_product.where(F.greatest(*per_product.columns[1:]) > 1).count() == 0
+    per_origin = small.groupBy(s.PURCHASE_ORIGIN).agg(F.countDistinct(s.IS_SOCIAL).alias("n"))
+    assert per_origin.where("n > 1").count() == 0
+
+
+def test_shape_targets_that_hold_at_a_small_size(small: DataFrame) -> None:
+    checks = {
+        c.metric: c for c in generate.calibration(small, generate.Sizes.for_rows(ROWS), START, END)
+    }
+    for metric in (
+        "rows",
+        "Phisical book share",
+        "Podcast share",
+        "eReaders+Desktop+Smart TV share",
+        "purchases per buyer",
+        "mean commission %",
+        "busiest / quietest weekday units",
+        "February dip: min(Jan, Mar) / Feb value",
+        "z mean",
+        "z std",
+    ):
+        assert checks[metric].ok, checks[metric]
+
+
+def test_same_seed_same_rows_other_seed_other_rows(spark: SparkSession, small: DataFrame) -> None:
+    assert_df_equality(generated(spark, seed=7), small, ignore_row_order=True)
+    other = generated(spark, seed=8)
+    assert other.exceptAll(small).count() > 0
+
+
+def test_defects_are_injected_and_caught(spark: SparkSession, small: DataFrame) -> None:
+    rate = 0.01
+    defective = generate.with_defects(small, rate, seed=7, end=END)
+    counts = {r["defect"]: r["count"] for r in defective.groupBy("defect").count().collect()}
+    copies = counts["duplicate_purchase_id"]
+    assert defective.count() == ROWS + copies
+    for kind in generate.DEFECT_KINDS:
+        # About rate * rows each: 200, with binomial noise well inside 150..250.
+        assert 150 <= counts[kind] <= 250, (kind, counts[kind])
+
+    flagged = quality.flag(
+        defective.drop("defect").withColumns(
+            {s.SOURCE_FILE: F.lit("generated"), s.RAW_LINE: F.lit(None).cast("string")}
+        ),
+        START,
+        END,
+        burst_min_rows=100,
+        actions=load_config().quality.actions,
+    )
+    result = quality.quality_counts(flagged)
+    assert result["rows_in"] == result["rows_clean"] + result["rows_quarantined"] == ROWS + copies
+    by_rule = result["quarantine_by_rule"]
+    assert by_rule["duplicate_purchase_id"] == copies
+    assert by_rule["outside_period"] == counts["outside_period"]
+    assert by_rule["placeholder_burst"] == counts["placeholder_burst"]
+    # Burst rows lose their commission, so they break this rule too.
+    assert (
+        by_rule["commission_invalid"] == counts["commission_invalid"] + counts["placeholder_burst"]
+    )
+    assert by_rule["purchase_before_creation"] >= counts["purchase_before_creation"]
+
+
+def test_csv_export_reads_back_as_generated(
+    spark: SparkSession, small: DataFrame, tmp_path: Path, config: Config
+) -> None:
+    gen = load_config(
+        overrides=[
+            "generator.pandas_index=true",
+            "generator.blank_first_row=true",
+            "generator.encoding=ISO-8859-1",
+            "generator.files=2",
+        ]
+    ).generator
+    out = str(tmp_path / "export")
+    generate.write_export(generate.with_defects(small, 0.0, 7, END), out, gen)
+    first_file = sorted(Path(out).glob("part-*.csv"))[0].read_text(encoding="latin-1")
+    header, blank = first_file.splitlines()[:2]
+    assert header.startswith(",purchase_id,product_id,")
+    assert blank == "," * header.count(",")
+    assert '"0,0"' in first_file or '"1,0"' in first_file
+
+    back = io.read_purchases(spark, out, encoding="ISO-8859-1").where("purchase_id is not null")
+    assert back.where(F.col(s.RAW_LINE).isNotNull()).count() == 0
+    assert_approx_df_equality(
+        back.drop(s.SOURCE_FILE, s.RAW_LINE).orderBy(s.PURCHASE_ID),
+        small.orderBy(s.PURCHASE_ID),
+        precision=1e-9,
+        ignore_nullable=True,
+    )
+
+
+def test_malformed_lines_in_csv_are_quarantined(
+    spark: SparkSession, small: DataFrame, tmp_path: Path
+) -> None:
+    gen = load_config(overrides=["generator.files=1"]).generator
+    defective = generate.with_defects(small, 0.01, 7, END)
+    injected = defective.where("defect = 'malformed'").count()
+    out = str(tmp_path / "export")
+    generate.write_export(defective, out, gen)
+    back = io.read_purchases(spark, out)
+    assert back.count() == defective.count()
+    assert back.where(F.col(s.RAW_LINE).isNotNull()).count() == injected

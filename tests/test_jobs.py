@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from hotmart_spark.config import load_config
+from hotmart_spark.errors import UserError
+from jobs import generate as generate_job
+from jobs import validate as validate_job
+from tests.conftest import HEADER
+
+
+def test_generate_then_validate(spark: SparkSession, tmp_path: Path) -> None:
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    config = load_config(
+        overrides=[
+            f"paths.output={raw}",
+            "generator.rows=5000",
+            "generator.defects=0.01",
+            "generator.files=2",
+        ]
+    )
+    checks = generate_job.main(spark, config)
+    assert checks[0].metric == "rows" and checks[0].ok
+    assert json.loads((raw / "_calibration.json").read_text())[0]["metric"] == "rows"
+
+    config = load_config(overrides=[f"paths.input={raw}", f"paths.output={out}"])
+    record = validate_job.main(spark, config)
+    assert record["rows_in"] == record["rows_clean"] + record["rows_quarantined"]
+    assert record["rows_quarantined"] > 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    stage = manifest["stages"]["validate"]
+    assert stage["rows_in"] == record["rows_in"]
+    assert stage["z_min"] == record["z_min"]
+    assert stage["parameters"]["period"]["start"] == "2016-01-01"
+    assert set(manifest["versions"]) == {"hotmart_spark", "pyspark", "python"}
+    months = sorted(p.name for p in (out / "clean").glob("purchase_month=*"))
+    assert months == [f"purchase_month=2016-0{m}" for m in range(1, 7)]
+    assert spark.read.parquet(str(out / "clean")).count() == record["rows_clean"]
+
+
+def test_header_only_input_has_no_rows(spark: SparkSession, tmp_path: Path) -> None:
+    source = tmp_path / "header.csv"
+    source.write_text(HEADER + "\n", encoding="utf-8")
+    config = load_config(overrides=[f"paths.input={source}", f"paths.output={tmp_path / 'out'}"])
+    with pytest.raises(UserError, match="input has no rows"):
+        validate_job.main(spark, config)
