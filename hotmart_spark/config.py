@@ -52,6 +52,11 @@ class ValueConfig:
     currency: str
     platform_fee_rate: float
 
+    @property
+    def unit(self) -> str:
+        """The unit values are stated in: the currency once mean and std are configured."""
+        return self.currency if self.std > 0 else "relative value units"
+
 
 @dataclass(frozen=True)
 class QualityConfig:

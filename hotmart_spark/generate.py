@@ -200,6 +200,9 @@ def pool_for_distinct(target: float, draws: float, skew: float) -> int:
     target = min(target, 0.9 * draws)
 
     def expected(pool: int) -> float:
+        if skew == 1.0:
+            # Uniform draws: every index has p = 1 / pool.
+            return pool * float(-np.expm1(draws * np.log1p(-1.0 / pool))) if pool > 1 else 1.0
         j = np.arange(pool, dtype=np.float64)
         p = ((j + 1) / pool) ** (1 / skew) - (j / pool) ** (1 / skew)
         return float(np.sum(-np.expm1(draws * np.log1p(-np.minimum(p, 1 - 1e-16)))))

@@ -53,6 +53,16 @@ class InputFiles:
     separator: str
     files: tuple[str, ...]
 
+    def describe(self) -> dict[str, object]:
+        """What the manifest records about the input."""
+        return {
+            "path": self.path,
+            "format": self.format,
+            "separator": self.separator,
+            "files": len(self.files),
+            "bytes": sum(os.path.getsize(f) for f in self.files),
+        }
+
 
 def is_local(path: str) -> bool:
     return urlparse(path).scheme in ("", "file")
@@ -119,19 +129,13 @@ def _sniff_format(file: str) -> str:
     return "csv"
 
 
-def read_purchases(
-    spark: SparkSession,
-    path: str,
-    fmt: str = "auto",
-    separator: str = "auto",
-    encoding: str = "UTF-8",
-) -> DataFrame:
+def read_purchases(spark: SparkSession, source: InputFiles, encoding: str = "UTF-8") -> DataFrame:
     """Raw purchases typed as schema.PURCHASE_FIELDS plus source_file and raw_line.
 
     Nothing is dropped: a line that does not parse keeps its text in raw_line, which marks it
     malformed for validation.
     """
-    source = resolve_input(path, fmt, separator)
+    path = source.path
     try:
         if source.format == "csv":
             raw = _read_csv_as_text(spark, source, encoding)

@@ -24,9 +24,8 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     timings: dict[str, float] = {}
     source = config.paths.input
     out = config.paths.output.rstrip("/")
-    purchases = io.read_purchases(
-        spark, source, config.input.format, config.input.separator, config.input.encoding
-    )
+    resolved = io.resolve_input(source, config.input.format, config.input.separator)
+    purchases = io.read_purchases(spark, resolved, config.input.encoding)
     flagged = quality.flag(
         purchases,
         config.period.start,
@@ -56,7 +55,8 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
         )
     timings["total_s"] = round(time.time() - started, 2)
     record = {
-        "input": {"path": source, "format": config.input.format},
+        "input": resolved.describe(),
+        "value_unit": config.value.unit,
         **counts,
         "period_start": config.period.start.isoformat(),
         "period_end": config.period.end.isoformat(),

@@ -173,7 +173,9 @@ def test_csv_export_reads_back_as_generated(
     assert blank == "," * header.count(",")
     assert '"0,0"' in first_file or '"1,0"' in first_file
 
-    back = io.read_purchases(spark, out, encoding="ISO-8859-1").where("purchase_id is not null")
+    back = io.read_purchases(spark, io.resolve_input(out), encoding="ISO-8859-1").where(
+        "purchase_id is not null"
+    )
     assert back.where(F.col(s.RAW_LINE).isNotNull()).count() == 0
     assert_approx_df_equality(
         back.drop(s.SOURCE_FILE, s.RAW_LINE).orderBy(s.PURCHASE_ID),
@@ -191,6 +193,6 @@ def test_malformed_lines_in_csv_are_quarantined(
     injected = defective.where("defect = 'malformed'").count()
     out = str(tmp_path / "export")
     generate.write_export(defective, out, gen)
-    back = io.read_purchases(spark, out)
+    back = io.read_purchases(spark, io.resolve_input(out))
     assert back.count() == defective.count()
     assert back.where(F.col(s.RAW_LINE).isNotNull()).count() == injected

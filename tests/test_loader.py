@@ -40,7 +40,7 @@ def expected(spark: SparkSession, source: str):
 
 def test_reads_the_real_export_style(spark: SparkSession, tmp_path: Path) -> None:
     path = write(tmp_path / "sales.csv", f"{HEADER}\n{GOOD_LINE}\n{AFFILIATE_LINE}\n")
-    df = io.read_purchases(spark, path)
+    df = io.read_purchases(spark, io.resolve_input(path))
     assert [(f.name, f.dataType) for f in df.schema] == [
         (f.name, f.dataType) for f in s.LOADED_SCHEMA
     ]
@@ -55,7 +55,7 @@ def test_pandas_index_blank_first_row_and_no_venda(spark: SparkSession, tmp_path
     lines = [GOOD_LINE.removesuffix(",1"), AFFILIATE_LINE.removesuffix(",1")]
     text = f"{header}\n{blank}\n0,{lines[0]}\n1,{lines[1]}\n"
     path = write(tmp_path / "pandas.csv", text)
-    df = io.read_purchases(spark, path)
+    df = io.read_purchases(spark, io.resolve_input(path))
     # The blank row is kept (validation quarantines it); the two purchases read as usual.
     assert df.count() == 3
     purchases = df.where("purchase_id is not null")
@@ -70,7 +70,7 @@ def test_pandas_index_blank_first_row_and_no_venda(spark: SparkSession, tmp_path
 def test_encodings(spark: SparkSession, tmp_path: Path, encoding: str) -> None:
     line = GOOD_LINE.replace("Physics", "Negociação")
     path = write(tmp_path / "latin.csv", f"{HEADER}\n{line}\n", encoding=encoding)
-    row = io.read_purchases(spark, path, encoding=encoding).first()
+    row = io.read_purchases(spark, io.resolve_input(path), encoding=encoding).first()
     assert row[s.PRODUCT_NICHE] == "Negociação"
 
 
@@ -78,15 +78,17 @@ def test_tsv_separator_is_sniffed_from_the_name(spark: SparkSession, tmp_path: P
     tsv_header = HEADER.replace(",", "\t")
     tsv_line = GOOD_LINE.replace('"1,0"', "1,0").replace(",", "\t").replace("1\t0", "1,0")
     path = write(tmp_path / "sales.tsv", f"{tsv_header}\n{tsv_line}\n")
-    row = io.read_purchases(spark, path).first()
+    row = io.read_purchases(spark, io.resolve_input(path)).first()
     assert (row[s.PURCHASE_ID], row[s.IS_SOCIAL], row[s.PURCHASE_ORIGIN]) == (1, 1, "Origin 00ab")
 
 
 def test_parquet_and_folders(spark: SparkSession, tmp_path: Path) -> None:
     csv = write(tmp_path / "sales.csv", f"{HEADER}\n{GOOD_LINE}\n{AFFILIATE_LINE}\n")
     folder = str(tmp_path / "parquet")
-    io.read_purchases(spark, csv).drop(s.SOURCE_FILE, s.RAW_LINE).write.parquet(folder)
-    df = io.read_purchases(spark, folder)
+    io.read_purchases(spark, io.resolve_input(csv)).drop(s.SOURCE_FILE, s.RAW_LINE).write.parquet(
+        folder
+    )
+    df = io.read_purchases(spark, io.resolve_input(folder))
     assert_df_equality(
         df.drop(s.SOURCE_FILE),
         expected(spark, "").drop(s.SOURCE_FILE),
@@ -104,7 +106,10 @@ def test_malformed_lines_keep_their_text(spark: SparkSession, tmp_path: Path) ->
     bad_flag = GOOD_LINE.replace("1,10,", "6,10,", 1).replace('"1,0"', "2")
     text = f"{HEADER}\n{GOOD_LINE}\n{short}\n{bad_time}\n{bad_number}\n{bad_flag}\n"
     path = write(tmp_path / "bad.csv", text)
-    rows = {r[s.PURCHASE_ID]: r[s.RAW_LINE] for r in io.read_purchases(spark, path).collect()}
+    rows = {
+        r[s.PURCHASE_ID]: r[s.RAW_LINE]
+        for r in io.read_purchases(spark, io.resolve_input(path)).collect()
+    }
     assert rows[1] is None
     assert rows[3] == short
     assert "2016-02-30 25:61:00" in rows[4]
@@ -117,7 +122,7 @@ def test_extra_columns_are_ignored_with_a_warning(
 ) -> None:
     path = write(tmp_path / "extra.csv", f"{HEADER},coupon\n{GOOD_LINE},X1\n")
     with caplog.at_level(logging.WARNING, logger="hotmart_spark.io"):
-        df = io.read_purchases(spark, path)
+        df = io.read_purchases(spark, io.resolve_input(path))
     assert df.columns == [f.name for f in s.LOADED_SCHEMA.fields]
     assert "ignoring extra column(s): coupon" in caplog.text
 
@@ -133,7 +138,7 @@ def test_bad_inputs_end_in_one_clear_line(spark: SparkSession, tmp_path: Path) -
     cases.append((str(tmp_path / "nothing"), "input folder holds no data files"))
     for path, message in cases:
         with pytest.raises(UserError) as excinfo:
-            io.read_purchases(spark, path)
+            io.read_purchases(spark, io.resolve_input(path))
         assert message in str(excinfo.value)
         assert "\n" not in str(excinfo.value)
 
@@ -141,16 +146,16 @@ def test_bad_inputs_end_in_one_clear_line(spark: SparkSession, tmp_path: Path) -
 def test_wrong_format_is_named(spark: SparkSession, tmp_path: Path) -> None:
     csv = write(tmp_path / "sales.csv", f"{HEADER}\n{GOOD_LINE}\n")
     with pytest.raises(UserError, match=r"sales\.csv is not a Parquet file"):
-        io.read_purchases(spark, csv, fmt="parquet")
+        io.read_purchases(spark, io.resolve_input(csv, fmt="parquet"))
     folder = tmp_path / "mixed"
     spark.range(1).write.parquet(str(folder / "part"))
     write(folder / "extra.csv", f"{HEADER}\n{GOOD_LINE}\n")
     with pytest.raises(UserError, match="input mixes Parquet and text files"):
-        io.read_purchases(spark, str(folder))
+        io.read_purchases(spark, io.resolve_input(str(folder)))
 
 
 def test_parquet_without_required_columns(spark: SparkSession, tmp_path: Path) -> None:
     folder = str(tmp_path / "other")
     spark.range(3).write.parquet(folder)
     with pytest.raises(UserError, match="missing required column"):
-        io.read_purchases(spark, folder)
+        io.read_purchases(spark, io.resolve_input(folder))
