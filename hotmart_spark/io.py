@@ -138,7 +138,7 @@ def read_purchases(spark: SparkSession, source: InputFiles, encoding: str = "UTF
     path = source.path
     try:
         if source.format == "csv":
-            raw = _read_csv_as_text(spark, source, encoding)
+            raw = _read_csv(spark, source, encoding)
         else:
             raw = spark.read.parquet(path)
             _check_columns(path, raw.columns)
@@ -150,20 +150,28 @@ def read_purchases(spark: SparkSession, source: InputFiles, encoding: str = "UTF
     return _typed(raw, source.separator)
 
 
-def _read_csv_as_text(spark: SparkSession, source: InputFiles, encoding: str) -> DataFrame:
+def _read_csv(spark: SparkSession, source: InputFiles, encoding: str) -> DataFrame:
     reader = spark.read.option("header", True).option("sep", source.separator)
     reader = reader.option("encoding", encoding)
     header = [c.lstrip("\ufeff").strip() for c in reader.csv(source.path).columns]
     if not header:
         raise UserError(f"input is empty: {source.path}")
     _check_columns(source.path, header)
-    # Every field is read as text so that a value that does not parse is caught per field
-    # (malformed) instead of silently becoming null.
-    text_schema = StructType(
-        [StructField(name, StringType()) for name in header] + [StructField(CORRUPT, StringType())]
+    # Spark parses the typed fields itself and keeps any line that does not fit the schema
+    # (a field missing, a number or timestamp that does not parse) whole in CORRUPT. The
+    # social-network flag is read as text: the export writes it with a decimal comma.
+    types = dict(schema.PURCHASE_FIELDS)
+    csv_schema = StructType(
+        [
+            StructField(
+                name, types[name] if name in types and name != schema.IS_SOCIAL else StringType()
+            )
+            for name in header
+        ]
+        + [StructField(CORRUPT, StringType())]
     )
     return (
-        reader.schema(text_schema)
+        reader.schema(csv_schema)
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", CORRUPT)
         .csv(source.path)
@@ -182,27 +190,33 @@ def _check_columns(path: str, columns: list[str]) -> None:
 
 def _typed(raw: DataFrame, separator: str) -> DataFrame:
     source_types = dict(raw.dtypes)
-    parsed: dict[str, Column] = {}
-    failed: list[Column] = []
-    for name, target in schema.PURCHASE_FIELDS:
-        text_col = F.col(name)
-        value = _parse(text_col, source_types[name], target)
-        parsed[name] = value
-        failed.append(text_col.isNotNull() & value.isNull())
-    parse_failed = F.greatest(*failed) if len(failed) > 1 else failed[0]
-    # Every column of the file goes into raw_line, which also keeps Spark from pruning the
-    # columns nobody selects: a pruned column would hide a line that is missing fields.
-    raw_fields = [
-        F.coalesce(F.col(f"`{c}`").cast(StringType()), F.lit(""))
-        for c in raw.columns
-        if c != CORRUPT
-    ]
-    raw_line = F.when(F.col(CORRUPT).isNotNull(), F.col(CORRUPT)).when(
-        parse_failed, F.concat_ws(separator, *raw_fields)
-    )
-    return raw.select(
-        *[parsed[name].alias(name) for name, _ in schema.PURCHASE_FIELDS],
+    columns = [c for c in raw.columns if c != CORRUPT]
+    # Each field is parsed once and its source value kept beside it. Every column of the file
+    # is kept, so Spark does not prune the ones nobody selects: a pruned column would hide a
+    # line that is missing fields.
+    parsed = raw.select(
+        *[
+            _parse(F.col(name), source_types[name], target).alias(name)
+            for name, target in schema.PURCHASE_FIELDS
+        ],
+        *[F.col(f"`{c}`").alias(f"_source_{i}") for i, c in enumerate(columns)],
+        F.col(CORRUPT),
         F.col("_metadata.file_path").alias(schema.SOURCE_FILE),
+    )
+    source_of = {c: F.col(f"_source_{i}") for i, c in enumerate(columns)}
+    # A value that was there but did not parse (text, or NaN in a number) makes the row malformed.
+    failed = [
+        source_of[name].isNotNull() & F.col(name).isNull()
+        for name, _ in schema.PURCHASE_FIELDS
+        if source_types[name] in ("string", "double", "float")
+    ]
+    text = [F.coalesce(source_of[c].cast(StringType()), F.lit("")) for c in columns]
+    raw_line = F.when(F.col(CORRUPT).isNotNull(), F.col(CORRUPT))
+    if failed:
+        raw_line = raw_line.when(F.greatest(*failed, F.lit(False)), F.concat_ws(separator, *text))
+    return parsed.select(
+        *[name for name, _ in schema.PURCHASE_FIELDS],
+        schema.SOURCE_FILE,
         raw_line.alias(schema.RAW_LINE),
     )
 

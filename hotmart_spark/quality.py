@@ -72,18 +72,11 @@ def with_cross_row_facts(purchases: DataFrame, burst_min_rows: int) -> DataFrame
             F.row_number().over(by_id),
         ),
     )
-    second = F.date_trunc("second", F.col(s.PURCHASE_DATE))
-    bursts = (
-        purchases.where(F.col(s.RAW_LINE).isNull())
-        .groupBy(second.alias("_second"))
-        .count()
-        .where(F.col("count") >= burst_min_rows)
-        .select("_second", F.lit(True).alias(IN_BURST))
-    )
-    return (
-        ranked.join(F.broadcast(bursts), second == F.col("_second"), "left")
-        .drop("_second")
-        .fillna({IN_BURST: False})
+    # Counted with a window rather than an aggregate joined back, so the input is read once.
+    per_second = Window.partitionBy(F.date_trunc("second", F.col(s.PURCHASE_DATE)))
+    parsed_in_second = F.sum(F.when(F.col(s.RAW_LINE).isNull(), 1).otherwise(0)).over(per_second)
+    return ranked.withColumn(
+        IN_BURST, F.col(s.PURCHASE_DATE).isNotNull() & (parsed_in_second >= burst_min_rows)
     )
 
 
