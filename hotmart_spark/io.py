@@ -120,12 +120,15 @@ def resolve_input(path: str, fmt: str = "auto", separator: str = "auto") -> Inpu
 
 
 def _sniff_format(file: str) -> str:
-    with open(file, "rb") as handle:
-        head = handle.read(4)
-        if head == PARQUET_MAGIC:
-            handle.seek(-4, os.SEEK_END)
-            if handle.read(4) == PARQUET_MAGIC:
-                return "parquet"
+    try:
+        with open(file, "rb") as handle:
+            head = handle.read(4)
+            if head == PARQUET_MAGIC:
+                handle.seek(-4, os.SEEK_END)
+                if handle.read(4) == PARQUET_MAGIC:
+                    return "parquet"
+    except OSError as exc:
+        raise UserError(f"cannot read {file}: {exc.strerror}") from None
     return "csv"
 
 

@@ -159,3 +159,15 @@ def test_parquet_without_required_columns(spark: SparkSession, tmp_path: Path) -
     spark.range(3).write.parquet(folder)
     with pytest.raises(UserError, match="missing required column"):
         io.read_purchases(spark, io.resolve_input(folder))
+
+
+def test_unreadable_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path / "locked.csv", f"{HEADER}\n{GOOD_LINE}\n")
+
+    def denied(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    # Root may read any file, so the denial is simulated where the loader opens files.
+    monkeypatch.setattr(io, "open", denied, raising=False)
+    with pytest.raises(UserError, match=r"cannot read .*locked\.csv: Permission denied"):
+        io.resolve_input(path)
