@@ -269,21 +269,49 @@ def versions() -> dict[str, str]:
     }
 
 
-def update_manifest(output_root: str, stage: str, record: Mapping[str, Any]) -> Path:
-    """Merge one stage's record into manifest.json at the output root (a local path)."""
-    if not is_local(output_root):
-        raise UserError(f"the manifest needs a local output root, got {output_root}")
-    path = local_path(output_root) / "manifest.json"
-    manifest: dict[str, Any] = {}
+def merge_json(path: Path, key: str, value: Any, extra: Mapping[str, Any] | None = None) -> Path:
+    """Set `key` (and `extra` keys) in the JSON object at path, written atomically."""
+    document: dict[str, Any] = {}
     if path.exists():
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    manifest.setdefault("stages", {})[stage] = dict(record)
-    manifest["versions"] = versions()
-    manifest["updated_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        document = json.loads(path.read_text(encoding="utf-8"))
+    document[key] = value
+    document.update(extra or {})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(
-        json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
-    )
+    text = json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def _local_root(output_root: str) -> Path:
+    if not is_local(output_root):
+        raise UserError(f"manifest and insights need a local output root, got {output_root}")
+    return local_path(output_root)
+
+
+def update_manifest(output_root: str, stage: str, record: Mapping[str, Any]) -> Path:
+    """Record one stage's inputs, counts, parameters and timings in manifest.json."""
+    path = _local_root(output_root) / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    stages = {**manifest.get("stages", {}), stage: dict(record)}
+    return merge_json(
+        path,
+        "stages",
+        stages,
+        {
+            "versions": versions(),
+            "updated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+
+
+def update_insights(output_root: str, section: str, numbers: Mapping[str, Any]) -> Path:
+    """Set one section of report/insights.json, the report's headline numbers."""
+    return merge_json(_local_root(output_root) / "report" / "insights.json", section, dict(numbers))
+
+
+def write_small_table(df: DataFrame, path: str) -> None:
+    """Replace a summary table whose size does not grow with purchases, as one file."""
+    # One file instead of one per shuffle partition; the table is small by construction.
+    write_table(df.coalesce(1), path)

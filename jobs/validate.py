@@ -64,6 +64,21 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
         "timings": timings,
     }
     manifest = io.update_manifest(out, "validate", record)
+    io.update_insights(
+        out,
+        "run",
+        {
+            "rows_in": counts["rows_in"],
+            "rows_clean": counts["rows_clean"],
+            "rows_quarantined": counts["rows_quarantined"],
+            "quarantine_by_rule": counts["quarantine_by_rule"],
+            "warnings_by_rule": counts["warnings_by_rule"],
+            "value_unit": config.value.unit,
+            "z_min": counts["z_min"],
+            "period_start": config.period.start.isoformat(),
+            "period_end": config.period.end.isoformat(),
+        },
+    )
     log.info(
         "rows in %d = clean %d + quarantined %d; z_min %s",
         counts["rows_in"],

@@ -8,6 +8,7 @@ from pyspark.sql import SparkSession
 
 from hotmart_spark.config import load_config
 from hotmart_spark.errors import UserError
+from jobs import aggregates as aggregates_job
 from jobs import generate as generate_job
 from jobs import validate as validate_job
 from tests.conftest import HEADER
@@ -40,6 +41,45 @@ def test_generate_then_validate(spark: SparkSession, tmp_path: Path) -> None:
     months = sorted(p.name for p in (out / "clean").glob("purchase_month=*"))
     assert months == [f"purchase_month=2016-0{m}" for m in range(1, 7)]
     assert spark.read.parquet(str(out / "clean")).count() == record["rows_clean"]
+    insights = json.loads((out / "report" / "insights.json").read_text())
+    assert insights["run"]["rows_in"] == record["rows_in"]
+    assert insights["run"]["value_unit"] == "relative value units"
+
+    config = load_config(overrides=[f"paths.input={out}", f"paths.output={out}"])
+    result = aggregates_job.main(spark, config)
+    for mart in (
+        "producers",
+        "pareto",
+        "producer_concentration_monthly",
+        "channels",
+        "affiliates",
+        "affiliate_concentration",
+        "daily_revenue",
+        "monthly_revenue",
+        "weekday_hour",
+        "breakdowns",
+    ):
+        assert spark.read.parquet(str(out / "marts" / mart)).count() > 0, mart
+    insights = json.loads((out / "report" / "insights.json").read_text())
+    producers = insights["producers"]
+    assert set(producers) >= {"n_producers", "n_top", "top_revenue_share", "gini", "hhi"}
+    assert set(producers["top_share_by_revenue"]) == {"0.01", "0.05", "0.1", "0.2"}
+    assert [m["month"] for m in insights["trends"]["monthly"]] == [
+        f"2016-0{m}" for m in range(1, 7)
+    ]
+    assert insights["run"]["rows_in"] == record["rows_in"]
+    clean_value = spark.read.parquet(str(out / "marts" / "daily_revenue")).agg({"value": "sum"})
+    producer_value = spark.read.parquet(str(out / "marts" / "producers")).agg({"revenue": "sum"})
+    assert clean_value.first()[0] == pytest.approx(producer_value.first()[0])
+    assert json.loads((out / "manifest.json").read_text())["stages"]["aggregates"][
+        "marts"
+    ] == sorted(result["marts"])
+
+
+def test_aggregates_without_a_clean_table(spark: SparkSession, tmp_path: Path) -> None:
+    config = load_config(overrides=[f"paths.input={tmp_path}", f"paths.output={tmp_path}"])
+    with pytest.raises(UserError, match="no clean table under"):
+        aggregates_job.main(spark, config)
 
 
 def test_header_only_input_has_no_rows(spark: SparkSession, tmp_path: Path) -> None:

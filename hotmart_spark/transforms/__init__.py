@@ -1,0 +1,1 @@
+"""Pure DataFrame -> DataFrame functions, one module per subject."""

@@ -1,0 +1,34 @@
+"""The one place money is derived from the z-scored purchase_value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from hotmart_spark import schema as s
+
+
+@dataclass(frozen=True)
+class ValueScale:
+    """value = offset + scale * z, in `unit`."""
+
+    offset: float
+    scale: float
+    unit: str
+
+
+def value_scale(mean: float, std: float, currency: str, z_min: float) -> ValueScale:
+    """Currency when mean and std are known (std > 0); otherwise z - z_min, relative units."""
+    if std > 0:
+        return ValueScale(offset=mean, scale=std, unit=currency)
+    return ValueScale(offset=-z_min, scale=1.0, unit="relative value units")
+
+
+def with_value(purchases: DataFrame, scale: ValueScale, platform_fee_rate: float) -> DataFrame:
+    """Adds `value` and `platform_revenue` (the platform's fee on the value) to each purchase."""
+    value = F.lit(scale.offset) + F.lit(scale.scale) * F.col(s.PURCHASE_VALUE)
+    return purchases.withColumn("value", value).withColumn(
+        "platform_revenue", F.col("value") * platform_fee_rate
+    )

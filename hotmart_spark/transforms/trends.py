@@ -1,0 +1,181 @@
+"""Q2: patterns and trends over time, category, niche, device, origin, social networks, age."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from hotmart_spark import schema as s
+
+TOP_ORIGINS = 20
+OTHER_ORIGINS = "Other origins"
+# Product age at purchase, in days: [lower, upper) and its label.
+AGE_BUCKETS: tuple[tuple[int, int | None, str], ...] = (
+    (0, 7, "0-6 days"),
+    (7, 30, "7-29 days"),
+    (30, 90, "30-89 days"),
+    (90, 365, "90-364 days"),
+    (365, 730, "1-2 years"),
+    (730, None, "2+ years"),
+)
+
+
+def day_of(col: str = s.PURCHASE_DATE) -> Column:
+    return F.to_date(col)
+
+
+def first_purchase(purchases: DataFrame, period: Column, name: str) -> DataFrame:
+    """Distinct (buyer, period) pairs with `new`: true in the buyer's first period in the data."""
+    pairs = purchases.select(s.BUYER_ID, period.alias(name)).distinct()
+    first = F.min(name).over(Window.partitionBy(s.BUYER_ID))
+    return pairs.withColumn("new", F.col(name) == first)
+
+
+def daily_revenue(purchases: DataFrame) -> DataFrame:
+    """marts/daily_revenue: per day value, platform revenue, units, buyers and new buyers."""
+    daily = purchases.groupBy(day_of().alias("day")).agg(
+        F.sum("value").alias("value"),
+        F.sum("platform_revenue").alias("platform_revenue"),
+        F.count(F.lit(1)).alias("units"),
+    )
+    buyers = (
+        first_purchase(purchases, day_of(), "day")
+        .groupBy("day")
+        .agg(
+            F.count(F.lit(1)).alias("buyers"), F.sum(F.col("new").cast("long")).alias("new_buyers")
+        )
+    )
+    return daily.join(buyers, "day", "left")
+
+
+def monthly_revenue(purchases: DataFrame) -> DataFrame:
+    """Per month: value, platform revenue, units, buyers (new and returning), growth on the month before."""
+    month = F.date_format(s.PURCHASE_DATE, "yyyy-MM")
+    monthly = purchases.groupBy(month.alias("month")).agg(
+        F.sum("value").alias("value"),
+        F.sum("platform_revenue").alias("platform_revenue"),
+        F.count(F.lit(1)).alias("units"),
+    )
+    buyers = (
+        first_purchase(purchases, month, "month")
+        .groupBy("month")
+        .agg(
+            F.count(F.lit(1)).alias("buyers"),
+            F.sum(F.col("new").cast("long")).alias("new_buyers"),
+            F.sum((~F.col("new")).cast("long")).alias("returning_buyers"),
+        )
+    )
+    # The month before, joined by date rather than by a window over all months.
+    previous = monthly.select(
+        F.date_format(F.add_months(F.to_date(F.concat("month", F.lit("-01"))), 1), "yyyy-MM").alias(
+            "month"
+        ),
+        F.col("value").alias("previous_value"),
+    )
+    return (
+        monthly.join(buyers, "month", "left")
+        .join(F.broadcast(previous), "month", "left")
+        .withColumn("growth", F.col("value") / F.col("previous_value") - 1)
+        .drop("previous_value")
+    )
+
+
+def weekday_hour(purchases: DataFrame) -> DataFrame:
+    """Units and value by ISO weekday (1 = Monday) and hour of day."""
+    weekday = (F.dayofweek(s.PURCHASE_DATE) + 5) % 7 + 1
+    return purchases.groupBy(weekday.alias("weekday"), F.hour(s.PURCHASE_DATE).alias("hour")).agg(
+        F.count(F.lit(1)).alias("units"), F.sum("value").alias("value")
+    )
+
+
+def age_bucket() -> Column:
+    """Label of the product's age at purchase."""
+    age = F.datediff(F.col(s.PURCHASE_DATE), F.col(s.PRODUCT_CREATION_DATE))
+    expr: Column | None = None
+    for low, high, label in AGE_BUCKETS:
+        inside = age >= low if high is None else (age >= low) & (age < high)
+        expr = (F if expr is None else expr).when(inside, F.lit(label))
+    assert expr is not None
+    return expr.otherwise(F.lit("unknown"))
+
+
+def top_origins(purchases: DataFrame, top: int = TOP_ORIGINS) -> list[str]:
+    """The `top` origins by value (ties by name): a fixed-size list."""
+    rows = (
+        purchases.groupBy(s.PURCHASE_ORIGIN)
+        .agg(F.sum("value").alias("value"))
+        .orderBy(F.desc("value"), F.asc(s.PURCHASE_ORIGIN))
+        .limit(top)
+        .collect()
+    )
+    return [r[s.PURCHASE_ORIGIN] for r in rows]
+
+
+def breakdown_levels(origins: list[str]) -> dict[str, Column]:
+    """The dimensions of the breakdown mart and how each row's level is named."""
+    return {
+        "category": F.col(s.PRODUCT_CATEGORY),
+        "niche": F.col(s.PRODUCT_NICHE),
+        "device": F.col(s.PURCHASE_DEVICE),
+        "origin": F.when(
+            F.col(s.PURCHASE_ORIGIN).isin(origins), F.col(s.PURCHASE_ORIGIN)
+        ).otherwise(F.lit(OTHER_ORIGINS)),
+        "social_network": F.when(F.col(s.IS_SOCIAL) == 1, F.lit("social network")).otherwise(
+            F.lit("other referrer")
+        ),
+        "product_age": age_bucket(),
+    }
+
+
+def breakdowns(
+    purchases: DataFrame, levels: dict[str, Column], start: dt.date, end: dt.date
+) -> DataFrame:
+    """marts/breakdowns: per (dimension, level) units, value, shares, average value and half growth.
+
+    half_growth compares the value per day of the second half of the period with the first
+    (halves of equal length; the middle day of an odd period counts in neither).
+    """
+    days = (end - start).days + 1
+    half = days // 2
+    first_end = start + dt.timedelta(days=half)
+    second_start = end - dt.timedelta(days=half - 1)
+    day = day_of()
+    first = day < F.lit(first_end)
+    second = day >= F.lit(second_start)
+    stacked = purchases.select(
+        F.explode(
+            F.array(
+                *[
+                    F.struct(
+                        F.lit(name).alias("dimension"),
+                        F.coalesce(col, F.lit("unknown")).alias("level"),
+                    )
+                    for name, col in levels.items()
+                ]
+            )
+        ).alias("d"),
+        "value",
+        first.alias("first"),
+        second.alias("second"),
+    ).select("d.dimension", "d.level", "value", "first", "second")
+    grouped = stacked.groupBy("dimension", "level").agg(
+        F.count(F.lit(1)).alias("units"),
+        F.sum("value").alias("value"),
+        F.sum(F.when(F.col("first"), F.col("value")).otherwise(0.0)).alias("first_half_value"),
+        F.sum(F.when(F.col("second"), F.col("value")).otherwise(0.0)).alias("second_half_value"),
+    )
+    per_dimension = Window.partitionBy("dimension")
+    return (
+        grouped.withColumn("units_share", F.col("units") / F.sum("units").over(per_dimension))
+        .withColumn("value_share", F.col("value") / F.sum("value").over(per_dimension))
+        .withColumn("avg_value", F.col("value") / F.col("units"))
+        .withColumn(
+            "half_growth",
+            F.when(
+                F.col("first_half_value") > 0,
+                F.col("second_half_value") / F.col("first_half_value") - 1,
+            ),
+        )
+    )

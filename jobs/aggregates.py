@@ -1,0 +1,154 @@
+"""Marketplace marts: producer dependence (Q1) and patterns and trends (Q2), from clean purchases."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from hotmart_spark import io
+from hotmart_spark import schema as s
+from hotmart_spark.cli import run_job
+from hotmart_spark.config import Config
+from hotmart_spark.errors import UserError
+from hotmart_spark.transforms import producers as q1
+from hotmart_spark.transforms import trends as q2
+from hotmart_spark.transforms.ranking import (
+    TOP_COUNTS,
+    TOP_SHARES,
+    concentration,
+    rank_desc,
+    top_share_column,
+)
+from hotmart_spark.transforms.revenue import value_scale, with_value
+
+log = logging.getLogger("hotmart_spark.aggregates")
+
+
+def read_clean(spark: SparkSession, root: str) -> DataFrame:
+    try:
+        return spark.read.parquet(f"{root.rstrip('/')}/clean")
+    except AnalysisException:
+        raise UserError(
+            f"no clean table under {root}: run jobs/validate.py first, or pass its output root as --input"
+        ) from None
+
+
+def main(spark: SparkSession, config: Config) -> dict[str, Any]:
+    started = time.time()
+    out = config.paths.output.rstrip("/")
+    clean = read_clean(spark, config.paths.input)
+    z_min = clean.agg(F.min(s.PURCHASE_VALUE)).first()[0]
+    if z_min is None:
+        raise UserError(f"the clean table under {config.paths.input} has no rows")
+    v = config.value
+    scale = value_scale(v.mean, v.std, v.currency, z_min)
+    purchases = with_value(clean, scale, v.platform_fee_rate).persist(StorageLevel.MEMORY_AND_DISK)
+    marts: dict[str, DataFrame] = {}
+    cached = [purchases]
+    try:
+        producers = q1.producer_table(purchases).persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(producers)
+        p95 = q1.p95_units(producers)
+        ranked = rank_desc(q1.top_by_units_rule(producers, p95), "revenue", s.PRODUCER_ID)
+        ranked = ranked.persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(ranked)
+        overall = concentration(ranked, "revenue").first()
+        top_rule = ranked.agg(
+            F.sum(F.col("is_top").cast("long")).alias("n_top"),
+            (
+                F.sum(F.when(F.col("is_top"), F.col("revenue")).otherwise(0.0)) / F.sum("revenue")
+            ).alias("share"),
+        ).first()
+        n, total = overall["n"], overall["total"]
+        marts["producers"] = ranked.withColumnRenamed("rank", "revenue_rank").withColumnRenamed(
+            "cum_value", "cumulative_revenue"
+        )
+        marts["pareto"] = q1.pareto_curve(ranked, n, total)
+        marts["producer_concentration_monthly"] = q1.monthly_concentration(purchases)
+        marts["channels"] = q1.channel_table(purchases)
+        affiliates = q1.affiliate_table(purchases)
+        marts["affiliates"] = affiliates
+        marts["affiliate_concentration"] = concentration(
+            rank_desc(affiliates, "revenue", s.AFFILIATE_ID), "revenue"
+        )
+        marts["daily_revenue"] = q2.daily_revenue(purchases)
+        marts["monthly_revenue"] = q2.monthly_revenue(purchases)
+        marts["weekday_hour"] = q2.weekday_hour(purchases)
+        levels = q2.breakdown_levels(q2.top_origins(purchases))
+        marts["breakdowns"] = q2.breakdowns(
+            purchases, levels, config.period.start, config.period.end
+        )
+        for name, mart in marts.items():
+            path = f"{out}/marts/{name}"
+            if name in ("producers", "affiliates", "daily_revenue"):
+                io.write_table(mart, path)
+            else:
+                io.write_small_table(mart, path)
+        monthly = spark.read.parquet(f"{out}/marts/monthly_revenue").orderBy("month").collect()
+        affiliate_summary = spark.read.parquet(f"{out}/marts/affiliate_concentration").first()
+        channels = {
+            r["channel"]: r.asDict() for r in spark.read.parquet(f"{out}/marts/channels").collect()
+        }
+    finally:
+        for df in cached:
+            df.unpersist()
+    insights = {
+        "value_unit": scale.unit,
+        "n_producers": n,
+        "p95_units": p95,
+        "n_top": top_rule["n_top"],
+        "top_revenue_share": top_rule["share"],
+        "gini": overall["gini"],
+        "hhi": overall["hhi"],
+        "top_share_by_revenue": {f"{k:g}": overall[top_share_column(k)] for k in TOP_SHARES},
+        "revenue_at_risk": {str(c): overall[f"top_n_{c}"] for c in TOP_COUNTS},
+        "affiliate_units_share": channels.get("affiliate", {}).get("units_share", 0.0),
+        "affiliate_value_share": channels.get("affiliate", {}).get("value_share", 0.0),
+        "affiliate_gini": affiliate_summary["gini"] if affiliate_summary else None,
+    }
+    trends = {
+        "value_unit": scale.unit,
+        "monthly": [
+            {
+                "month": r["month"],
+                "value": r["value"],
+                "units": r["units"],
+                "buyers": r["buyers"],
+                "new_buyers": r["new_buyers"],
+                "growth": r["growth"],
+            }
+            for r in monthly
+        ],
+    }
+    io.update_insights(out, "producers", insights)
+    io.update_insights(out, "trends", trends)
+    record = {
+        "input": config.paths.input,
+        "z_min": z_min,
+        "value_unit": scale.unit,
+        "marts": sorted(marts),
+        "timings": {"total_s": round(time.time() - started, 2)},
+    }
+    io.update_manifest(out, "aggregates", record)
+    log.info(
+        "%d producers; top (units > P95 = %g): %d with %.1f%% of value; top 5%% by value: %.1f%%; Gini %.3f",
+        n,
+        p95,
+        top_rule["n_top"],
+        100 * top_rule["share"],
+        100 * overall[top_share_column(0.05)],
+        overall["gini"],
+    )
+    log.info("marts written under %s/marts in %.1f s", out, time.time() - started)
+    return {"producers": insights, "trends": trends, "marts": sorted(marts)}
+
+
+if __name__ == "__main__":
+    sys.exit(run_job("aggregates", main))
