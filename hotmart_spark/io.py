@@ -30,6 +30,7 @@ from pyspark.sql.types import (
 
 import hotmart_spark
 from hotmart_spark import schema
+from hotmart_spark.config import separator_char
 from hotmart_spark.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def resolve_input(path: str, fmt: str = "auto", separator: str = "auto") -> Inpu
     if separator == "auto":
         names = files or (path,)
         separator = "\t" if all(n.lower().endswith(".tsv") for n in names) else ","
-    return InputFiles(path=path, format=fmt, separator=separator, files=files)
+    return InputFiles(path=path, format=fmt, separator=separator_char(separator), files=files)
 
 
 def _sniff_format(file: str) -> str:

@@ -105,9 +105,7 @@ def flag(
 
 def clean_rows(flagged: DataFrame) -> DataFrame:
     """Rows that broke no quarantine rule, in the clean table's layout."""
-    return flagged.where(F.size(s.REASONS) == 0).select(
-        *[name for name, _ in s.PURCHASE_FIELDS], s.WARNINGS, s.PURCHASE_MONTH
-    )
+    return flagged.where(F.size(s.REASONS) == 0).select(*s.CLEAN_SCHEMA.fieldNames())
 
 
 def quarantined_rows(flagged: DataFrame) -> DataFrame:

@@ -54,11 +54,7 @@ PURCHASE_FIELDS: tuple[tuple[str, DataType], ...] = (
     (IS_SOCIAL, IntegerType()),
 )
 
-# The layout of the real export: the purchase fields, then Venda (always 1, absent from some exports).
-RAW_SCHEMA = StructType(
-    [StructField(name, dtype) for name, dtype in PURCHASE_FIELDS]
-    + [StructField(VENDA, IntegerType())]
-)
+# The real export has the purchase fields, then Venda (always 1, absent from some exports).
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(name for name, _ in PURCHASE_FIELDS)
 OPTIONAL_COLUMNS: tuple[str, ...] = (VENDA,)
 
@@ -79,6 +75,7 @@ LOADED_SCHEMA = StructType(
     + [StructField(SOURCE_FILE, StringType()), StructField(RAW_LINE, StringType())]
 )
 
+# The clean table: what later stages read.
 CLEAN_SCHEMA = StructType(
     [StructField(name, dtype) for name, dtype in PURCHASE_FIELDS]
     + [StructField(WARNINGS, ArrayType(StringType(), containsNull=False))]

@@ -82,6 +82,11 @@ def test_tsv_separator_is_sniffed_from_the_name(spark: SparkSession, tmp_path: P
     assert (row[s.PURCHASE_ID], row[s.IS_SOCIAL], row[s.PURCHASE_ORIGIN]) == (1, 1, "Origin 00ab")
 
 
+def test_a_tab_written_as_backslash_t_is_a_tab(tmp_path: Path) -> None:
+    path = write(tmp_path / "sales.txt", f"{HEADER}\n")
+    assert io.resolve_input(path, separator="\\t").separator == "\t"
+
+
 def test_parquet_and_folders(spark: SparkSession, tmp_path: Path) -> None:
     csv = write(tmp_path / "sales.csv", f"{HEADER}\n{GOOD_LINE}\n{AFFILIATE_LINE}\n")
     folder = str(tmp_path / "parquet")
