@@ -91,21 +91,19 @@ def resolve_input(path: str, fmt: str = "auto", separator: str = "auto") -> Inpu
                 raise UserError(f"input folder holds no data files: {path}")
         else:
             files = (str(root),)
-        if all(os.path.getsize(f) == 0 for f in files):
+        found = {f: _sniff_format(f) for f in files if os.path.getsize(f) > 0}
+        if not found:
             raise UserError(f"input is empty: {path}")
-        sniffed = {_sniff_format(f) for f in files if os.path.getsize(f) > 0}
         if fmt == "auto":
-            if len(sniffed) > 1:
+            if len(set(found.values())) > 1:
                 raise UserError(
                     f"input mixes Parquet and text files: {path}; give one format per run"
                 )
-            fmt = sniffed.pop()
-        elif fmt == "parquet" and "csv" in sniffed:
-            bad = next(f for f in files if os.path.getsize(f) > 0 and _sniff_format(f) == "csv")
-            raise UserError(f"{bad} is not a Parquet file (input.format = parquet)")
-        elif fmt == "csv" and "parquet" in sniffed:
-            bad = next(f for f in files if os.path.getsize(f) > 0 and _sniff_format(f) == "parquet")
-            raise UserError(f"{bad} is a Parquet file, not CSV (input.format = csv)")
+            fmt = next(iter(found.values()))
+        wrong = [f for f, kind in found.items() if kind != fmt]
+        if wrong:
+            what = "is a Parquet file, not CSV" if fmt == "csv" else "is not a Parquet file"
+            raise UserError(f"{wrong[0]} {what} (input.format = {fmt})")
     elif fmt == "auto":
         suffix = Path(urlparse(path).path).suffix.lower()
         if suffix == ".parquet":
