@@ -196,3 +196,19 @@ def test_malformed_lines_in_csv_are_quarantined(
     back = io.read_purchases(spark, io.resolve_input(out))
     assert back.count() == defective.count()
     assert back.where(F.col(s.RAW_LINE).isNotNull()).count() == injected
+
+
+def test_parquet_export_reads_back_as_generated(
+    spark: SparkSession, small: DataFrame, tmp_path: Path
+) -> None:
+    gen = load_config(overrides=["generator.format=parquet", "generator.files=2"]).generator
+    out = str(tmp_path / "export")
+    generate.write_export(generate.with_defects(small, 0.0, 7, END), out, gen)
+    source = io.resolve_input(out)
+    assert source.format == "parquet"
+    assert spark.read.parquet(out).columns[-1] == s.VENDA
+    back = io.read_purchases(spark, source)
+    assert back.where(F.col(s.RAW_LINE).isNotNull()).count() == 0
+    assert_df_equality(
+        back.drop(s.SOURCE_FILE, s.RAW_LINE), small, ignore_row_order=True, ignore_nullable=True
+    )
