@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import datetime as dt
+import re
 import sys
 import typing
 from dataclasses import dataclass
@@ -65,6 +66,11 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class RfmConfig:
+    segments: dict[str, str]
+
+
+@dataclass(frozen=True)
 class GeneratorConfig:
     rows: int
     seed: int
@@ -85,6 +91,7 @@ class Config:
     period: PeriodConfig
     value: ValueConfig
     quality: QualityConfig
+    rfm: RfmConfig
     generator: GeneratorConfig
 
     def to_dict(self) -> dict[str, Any]:
@@ -212,6 +219,13 @@ def _check(config: Config) -> None:
             fail(f"quality.actions.{rule}", f"is not a rule; rules: {', '.join(RULE_NAMES)}")
         if action not in RULE_ACTIONS:
             fail(f"quality.actions.{rule}", "must be 'quarantine' or 'warn'")
+    if not config.rfm.segments:
+        fail("rfm.segments", "must name at least one segment")
+    for name, pattern in config.rfm.segments.items():
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            fail(f"rfm.segments.{name}", f"is not a regular expression: {exc}")
     gen = config.generator
     if gen.rows < 1:
         fail("generator.rows", "must be at least 1")

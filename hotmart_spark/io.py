@@ -252,6 +252,16 @@ def _parse(col: Column, source_type: str, target: DataType) -> Column:
     raise TypeError(f"no parser for {target}")
 
 
+def read_clean(spark: SparkSession, root: str) -> DataFrame:
+    """The clean purchases under an earlier run's output root."""
+    try:
+        return spark.read.parquet(f"{root.rstrip('/')}/clean")
+    except AnalysisException:
+        raise UserError(
+            f"no clean table under {root}: run jobs/validate.py first, or pass its output root as --input"
+        ) from None
+
+
 def write_table(df: DataFrame, path: str, partition_by: str | None = None) -> None:
     """Replace the table at path with df (Parquet)."""
     writer = df.write.mode("overwrite").option("partitionOverwriteMode", "static")

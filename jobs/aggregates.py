@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 from pyspark import StorageLevel
-from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -16,7 +15,6 @@ from hotmart_spark import io
 from hotmart_spark import schema as s
 from hotmart_spark.cli import run_job
 from hotmart_spark.config import Config
-from hotmart_spark.errors import UserError
 from hotmart_spark.transforms import producers as q1
 from hotmart_spark.transforms import trends as q2
 from hotmart_spark.transforms.ranking import (
@@ -26,30 +24,20 @@ from hotmart_spark.transforms.ranking import (
     rank_desc,
     top_share_column,
 )
-from hotmart_spark.transforms.revenue import value_scale, with_value
+from hotmart_spark.transforms.revenue import valued_purchases
 
 log = logging.getLogger("hotmart_spark.aggregates")
-
-
-def read_clean(spark: SparkSession, root: str) -> DataFrame:
-    try:
-        return spark.read.parquet(f"{root.rstrip('/')}/clean")
-    except AnalysisException:
-        raise UserError(
-            f"no clean table under {root}: run jobs/validate.py first, or pass its output root as --input"
-        ) from None
 
 
 def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     started = time.time()
     out = config.paths.output.rstrip("/")
-    clean = read_clean(spark, config.paths.input)
-    z_min = clean.agg(F.min(s.PURCHASE_VALUE)).first()[0]
-    if z_min is None:
-        raise UserError(f"the clean table under {config.paths.input} has no rows")
+    clean = io.read_clean(spark, config.paths.input)
     v = config.value
-    scale = value_scale(v.mean, v.std, v.currency, z_min)
-    purchases = with_value(clean, scale, v.platform_fee_rate).persist(StorageLevel.MEMORY_AND_DISK)
+    purchases, scale, z_min = valued_purchases(
+        clean, v.mean, v.std, v.currency, v.platform_fee_rate
+    )
+    purchases = purchases.persist(StorageLevel.MEMORY_AND_DISK)
     marts: dict[str, DataFrame] = {}
     cached = [purchases]
     try:

@@ -10,6 +10,7 @@ from hotmart_spark.config import load_config
 from hotmart_spark.errors import UserError
 from jobs import aggregates as aggregates_job
 from jobs import generate as generate_job
+from jobs import segments as segments_job
 from jobs import validate as validate_job
 from tests.conftest import HEADER
 
@@ -74,6 +75,25 @@ def test_generate_then_validate(spark: SparkSession, tmp_path: Path) -> None:
     assert json.loads((out / "manifest.json").read_text())["stages"]["aggregates"][
         "marts"
     ] == sorted(result["marts"])
+
+    segments = segments_job.main(spark, config)
+    buyer_rfm = spark.read.parquet(str(out / "marts" / "buyer_rfm"))
+    assert buyer_rfm.columns[:8] == [
+        "buyer_id",
+        "recency",
+        "frequency",
+        "monetary",
+        "r_score",
+        "f_score",
+        "m_score",
+        "segment",
+    ]
+    assert buyer_rfm.agg({"frequency": "sum"}).first()[0] == record["rows_clean"]
+    insights = json.loads((out / "report" / "insights.json").read_text())
+    rfm_rows = insights["segments"]["rfm"]
+    assert sum(r["buyers"] for r in rfm_rows) == buyer_rfm.count()
+    assert sum(r["value_share"] for r in rfm_rows) == pytest.approx(1.0)
+    assert segments["reference_day"].isoformat() == "2016-07-01"
 
 
 def test_aggregates_without_a_clean_table(spark: SparkSession, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pyspark.sql import functions as F
 
 from hotmart_spark import schema as s
 from hotmart_spark.transforms.ranking import concentration, rank_desc
+from hotmart_spark.transforms.shares import with_shares
 
 PARETO_POINTS = 1000
 
@@ -84,13 +85,7 @@ def channel_table(purchases: DataFrame) -> DataFrame:
         F.avg(s.COMMISSION).alias("mean_commission"),
         F.sum(F.col("value") * F.col(s.COMMISSION) / 100.0).alias("commission_value"),
     )
-    totals = grouped.agg(F.sum("units").alias("_units"), F.sum("value").alias("_value"))
-    return (
-        grouped.crossJoin(F.broadcast(totals))
-        .withColumn("units_share", F.col("units") / F.col("_units"))
-        .withColumn("value_share", F.col("value") / F.col("_value"))
-        .drop("_units", "_value")
-    )
+    return with_shares(grouped, {"units": "units_share", "value": "value_share"})
 
 
 def affiliate_table(purchases: DataFrame) -> DataFrame:
