@@ -71,6 +71,13 @@ class RfmConfig:
 
 
 @dataclass(frozen=True)
+class ClustersConfig:
+    k_min: int
+    k_max: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class GeneratorConfig:
     rows: int
     seed: int
@@ -92,6 +99,7 @@ class Config:
     value: ValueConfig
     quality: QualityConfig
     rfm: RfmConfig
+    clusters: ClustersConfig
     generator: GeneratorConfig
 
     def to_dict(self) -> dict[str, Any]:
@@ -226,6 +234,8 @@ def _check(config: Config) -> None:
             re.compile(pattern)
         except re.error as exc:
             fail(f"rfm.segments.{name}", f"is not a regular expression: {exc}")
+    if not 2 <= config.clusters.k_min <= config.clusters.k_max:
+        fail("clusters.k_min", "must be at least 2 and at most clusters.k_max")
     gen = config.generator
     if gen.rows < 1:
         fail("generator.rows", "must be at least 1")

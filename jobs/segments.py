@@ -1,4 +1,4 @@
-"""Buyer segments (Q3): RFM values, 1-5 scores and named segments, from clean purchases."""
+"""Segments (Q3): buyer RFM scores and named segments; producer clusters, from clean purchases."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import time
 from typing import Any
 
 from pyspark import StorageLevel
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hotmart_spark import io
 from hotmart_spark.cli import run_job
 from hotmart_spark.config import Config
-from hotmart_spark.transforms import rfm
+from hotmart_spark.transforms import clusters, rfm
 from hotmart_spark.transforms.revenue import valued_purchases
 
 log = logging.getLogger("hotmart_spark.segments")
@@ -28,6 +28,7 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     purchases, scale, z_min = valued_purchases(
         clean, v.mean, v.std, v.currency, v.platform_fee_rate
     )
+    purchases = purchases.persist(StorageLevel.MEMORY_AND_DISK)
     reference = rfm.reference_day(purchases)
     values = rfm.buyer_rfm(purchases, reference).persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -38,8 +39,10 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
         io.write_table(scored, f"{out}/marts/buyer_rfm")
         buyer_rfm = spark.read.parquet(f"{out}/marts/buyer_rfm")
         io.write_small_table(rfm.segment_summary(buyer_rfm, purchases), f"{out}/marts/rfm_segments")
+        clustered = producer_clusters(spark, purchases, config, out)
     finally:
         values.unpersist()
+        purchases.unpersist()
     summary = spark.read.parquet(f"{out}/marts/rfm_segments").orderBy(F.desc("value")).collect()
     segments = [
         {
@@ -59,6 +62,7 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
             "reference_day": reference.isoformat(),
             "rfm_cuts": cuts,
             "rfm": segments,
+            **clustered,
         },
     )
     io.update_manifest(
@@ -70,6 +74,7 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
             "value_unit": scale.unit,
             "reference_day": reference.isoformat(),
             "rfm_cuts": cuts,
+            "cluster_silhouettes": clustered["cluster_silhouettes"],
             "timings": {"total_s": round(time.time() - started, 2)},
         },
     )
@@ -81,7 +86,59 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
             100 * r["buyer_share"],
             100 * r["value_share"],
         )
-    return {"reference_day": reference, "cuts": cuts, "rfm": segments}
+    for c in clustered["producer_clusters"]:
+        log.info(
+            "cluster %d: %-40s %6d producers, %5.1f%% of value",
+            c["cluster"],
+            c["label"],
+            c["producers"],
+            100 * c["value_share"],
+        )
+    return {"reference_day": reference, "cuts": cuts, "rfm": segments, **clustered}
+
+
+def producer_clusters(
+    spark: SparkSession, purchases: DataFrame, config: Config, out: str
+) -> dict[str, Any]:
+    """Cluster producers, label each cluster from its profile, write the three tables."""
+    features = clusters.producer_features(purchases, config.period.start, config.period.end)
+    features = features.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        k_range = range(config.clusters.k_min, config.clusters.k_max + 1)
+        result = clusters.cluster_producers(features, k_range, config.clusters.seed)
+        profiles = clusters.cluster_profiles(result.assigned).orderBy("cluster").collect()
+        overall = features.agg(*[F.avg(c).alias(c) for c in clusters.FEATURES]).first().asDict()
+    finally:
+        features.unpersist()
+    labels = clusters.unique_labels([clusters.label(p.asDict(), overall) for p in profiles])
+    named = spark.createDataFrame(
+        [(p["cluster"], name) for p, name in zip(profiles, labels, strict=True)],
+        ["cluster", "label"],
+    )
+    io.write_table(
+        result.assigned.join(F.broadcast(named), "cluster"), f"{out}/marts/producer_clusters"
+    )
+    io.write_small_table(
+        clusters.cluster_profiles(spark.read.parquet(f"{out}/marts/producer_clusters")).join(
+            named, "cluster"
+        ),
+        f"{out}/marts/producer_cluster_profiles",
+    )
+    scores = spark.createDataFrame(result.scores or [(1, 0.0)], ["k", "silhouette"])
+    io.write_small_table(scores, f"{out}/marts/producer_cluster_silhouettes")
+    return {
+        "clusters_k": result.k,
+        "cluster_silhouettes": {str(k): score for k, score in result.scores},
+        "producer_clusters": [
+            {
+                "cluster": p["cluster"],
+                "label": name,
+                "producers": p["producers"],
+                "value_share": p["value_share"],
+            }
+            for p, name in zip(profiles, labels, strict=True)
+        ],
+    }
 
 
 if __name__ == "__main__":

@@ -129,21 +129,25 @@ def breakdown_levels(origins: list[str]) -> dict[str, Column]:
     }
 
 
+def period_halves(start: dt.date, end: dt.date) -> tuple[Column, Column]:
+    """Whether a purchase falls in the first or the second half of [start, end].
+
+    The halves have equal length; the middle day of an odd period is in neither.
+    """
+    half = ((end - start).days + 1) // 2
+    day = day_of()
+    return day < F.lit(start + dt.timedelta(days=half)), day > F.lit(end - dt.timedelta(days=half))
+
+
 def breakdowns(
     purchases: DataFrame, levels: dict[str, Column], start: dt.date, end: dt.date
 ) -> DataFrame:
     """marts/breakdowns: per (dimension, level) units, value, shares, average value and half growth.
 
-    half_growth compares the value per day of the second half of the period with the first
-    (halves of equal length; the middle day of an odd period counts in neither).
+    half_growth compares the value of the second half of the period with the first
+    (`period_halves`).
     """
-    days = (end - start).days + 1
-    half = days // 2
-    first_end = start + dt.timedelta(days=half)
-    second_start = end - dt.timedelta(days=half - 1)
-    day = day_of()
-    first = day < F.lit(first_end)
-    second = day >= F.lit(second_start)
+    first, second = period_halves(start, end)
     stacked = purchases.select(
         F.explode(
             F.array(

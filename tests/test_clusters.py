@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from hotmart_spark import schema as s
+from hotmart_spark.transforms import clusters
+from hotmart_spark.transforms.revenue import ValueScale, with_value
+from tests.conftest import loaded, purchase
+
+# Three kinds of producer, far apart on every feature: (revenue, units, products, niches,
+# avg value, affiliate share, months active, growth index).
+GROUPS = {
+    0: (10.0, 1, 1, 1, 10.0, 0.0, 1, -0.8),
+    1: (2_000.0, 40, 4, 2, 50.0, 0.5, 3, 0.0),
+    2: (500_000.0, 2_000, 30, 6, 250.0, 1.0, 6, 0.8),
+}
+
+
+def constructed(spark: SparkSession, per_group: int = 12) -> DataFrame:
+    rows = []
+    for group, base in GROUPS.items():
+        for i in range(per_group):
+            wobble = 1 + 0.02 * (i % 4)
+            revenue, units, products, niches, avg, share, months, growth = base
+            rows.append(
+                (group * 100 + i, revenue * wobble, units, products, niches, avg * wobble,
+                 share, months, growth)
+            )  # fmt: skip
+    return spark.createDataFrame(rows, [s.PRODUCER_ID, *clusters.FEATURES])
+
+
+def test_well_separated_groups_are_found_with_the_right_k(spark: SparkSession) -> None:
+    result = clusters.cluster_producers(constructed(spark), range(2, 6), seed=1)
+    assert result.k == 3
+    assert [k for k, _ in result.scores] == [2, 3, 4, 5]
+    assert max(result.scores, key=lambda ks: ks[1])[0] == 3
+    pairs = {(r[s.PRODUCER_ID] // 100, r["cluster"]) for r in result.assigned.collect()}
+    # Each constructed group lands in exactly one cluster, and no cluster holds two groups.
+    assert len(pairs) == 3
+    assert len({group for group, _ in pairs}) == len({cluster for _, cluster in pairs}) == 3
+
+
+def test_too_few_producers_make_one_cluster(
+    spark: SparkSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    two = constructed(spark, per_group=1).where(f"{s.PRODUCER_ID} < 200")
+    with caplog.at_level(logging.WARNING, logger="hotmart_spark.transforms.clusters"):
+        result = clusters.cluster_producers(two, range(2, 5), seed=1)
+    assert result.k == 1 and result.scores == []
+    assert {r["cluster"] for r in result.assigned.collect()} == {0}
+    assert "only 2 producers" in caplog.text
+
+
+def test_profiles_and_labels(spark: SparkSession) -> None:
+    result = clusters.cluster_producers(constructed(spark), range(3, 4), seed=1)
+    profiles = [r.asDict() for r in clusters.cluster_profiles(result.assigned).collect()]
+    assert [p["producers"] for p in profiles] == [12, 12, 12]
+    by_growth = sorted(profiles, key=lambda p: p["mean_growth_index"])
+    # Group 2 alone: 12 * 500,000 * mean wobble 1.03 of the value of all three groups.
+    total = sum(12 * base[0] * 1.03 for base in GROUPS.values())
+    assert by_growth[2]["value_share"] == pytest.approx(12 * 500_000 * 1.03 / total)
+    overall = {"revenue": total / 36, "affiliate_units_share": 0.5, "growth_index": 0.0}
+    # Group 1: mean revenue 2,060 against 172,357 overall (small), half of units through
+    # affiliates (affiliate-driven at 0.5 and over), growth 0 (steady).
+    labels = [clusters.label(p, overall) for p in by_growth]
+    assert labels == [
+        "small, direct, shrinking",
+        "small, affiliate-driven, steady",
+        "large, affiliate-driven, growing",
+    ]
+    assert clusters.unique_labels(["a", "b", "a", "a"]) == ["a", "b", "a (2)", "a (3)"]
+
+
+def test_producer_features(spark: SparkSession) -> None:
+    rows = [
+        purchase(1, **{s.PURCHASE_DATE: dt.datetime(2016, 1, 10), s.PURCHASE_VALUE: 10.0,
+                       s.PRODUCT_NICHE: "Physics"}),
+        purchase(2, **{s.PURCHASE_DATE: dt.datetime(2016, 6, 20), s.PURCHASE_VALUE: 30.0,
+                       s.PRODUCT_NICHE: "Negotiation", s.AFFILIATE_ID: 8, s.COMMISSION: 40.0}),
+        purchase(3, **{s.PRODUCER_ID: 9, s.AFFILIATE_ID: 9, s.PURCHASE_VALUE: 5.0}),
+    ]  # fmt: skip
+    purchases = with_value(loaded(spark, rows), ValueScale(0.0, 1.0, "test"), 0.1).withColumn(
+        s.PURCHASE_MONTH, F.date_format(s.PURCHASE_DATE, "yyyy-MM")
+    )
+    got = {
+        r[s.PRODUCER_ID]: r.asDict()
+        for r in clusters.producer_features(
+            purchases, dt.date(2016, 1, 1), dt.date(2016, 6, 30)
+        ).collect()
+    }
+    # Producer 7: 10 in the first half (Jan 10), 30 in the second (Jun 20): (30 - 10) / 40.
+    assert got[7] == {
+        s.PRODUCER_ID: 7,
+        "revenue": 40.0,
+        "units": 2,
+        "products": 1,
+        "niches": 2,
+        "avg_value_per_sale": 20.0,
+        "affiliate_units_share": 0.5,
+        "months_active": 2,
+        "growth_index": 0.5,
+    }
+    # Producer 9 sold once, on Jan 10: all in the first half.
+    assert got[9]["growth_index"] == -1.0
