@@ -94,6 +94,14 @@ def test_generate_then_validate(spark: SparkSession, tmp_path: Path) -> None:
     assert sum(r["buyers"] for r in rfm_rows) == buyer_rfm.count()
     assert sum(r["value_share"] for r in rfm_rows) == pytest.approx(1.0)
     assert segments["reference_day"].isoformat() == "2016-07-01"
+    clustered = spark.read.parquet(str(out / "marts" / "producer_clusters"))
+    assert clustered.count() == spark.read.parquet(str(out / "marts" / "producers")).count()
+    profiles = insights["segments"]["producer_clusters"]
+    assert len(profiles) == segments["clusters_k"]
+    assert sum(p["producers"] for p in profiles) == clustered.count()
+    assert sum(p["value_share"] for p in profiles) == pytest.approx(1.0)
+    silhouettes = spark.read.parquet(str(out / "marts" / "producer_cluster_silhouettes"))
+    assert silhouettes.count() == len(segments["cluster_silhouettes"])
 
 
 def test_aggregates_without_a_clean_table(spark: SparkSession, tmp_path: Path) -> None:
