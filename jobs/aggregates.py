@@ -32,10 +32,8 @@ log = logging.getLogger("hotmart_spark.aggregates")
 def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     started = time.time()
     out = config.paths.output.rstrip("/")
-    clean = io.read_clean(spark, config.paths.input)
-    v = config.value
     purchases, scale, z_min = valued_purchases(
-        clean, v.mean, v.std, v.currency, v.platform_fee_rate
+        io.read_clean(spark, config.paths.input), config.value
     )
     purchases = purchases.persist(StorageLevel.MEMORY_AND_DISK)
     marts: dict[str, DataFrame] = {}

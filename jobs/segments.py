@@ -23,10 +23,8 @@ log = logging.getLogger("hotmart_spark.segments")
 def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     started = time.time()
     out = config.paths.output.rstrip("/")
-    clean = io.read_clean(spark, config.paths.input)
-    v = config.value
     purchases, scale, z_min = valued_purchases(
-        clean, v.mean, v.std, v.currency, v.platform_fee_rate
+        io.read_clean(spark, config.paths.input), config.value
     )
     purchases = purchases.persist(StorageLevel.MEMORY_AND_DISK)
     reference = rfm.reference_day(purchases)
@@ -108,23 +106,23 @@ def producer_clusters(
         result = clusters.cluster_producers(features, k_range, config.clusters.seed)
         profiles = clusters.cluster_profiles(result.assigned).orderBy("cluster").collect()
         overall = features.agg(*[F.avg(c).alias(c) for c in clusters.FEATURES]).first().asDict()
+        labels = clusters.unique_labels([clusters.label(p.asDict(), overall) for p in profiles])
+        named = spark.createDataFrame(
+            [(p["cluster"], name) for p, name in zip(profiles, labels, strict=True)],
+            ["cluster", "label"],
+        )
+        io.write_table(
+            result.assigned.join(F.broadcast(named), "cluster"), f"{out}/marts/producer_clusters"
+        )
     finally:
         features.unpersist()
-    labels = clusters.unique_labels([clusters.label(p.asDict(), overall) for p in profiles])
-    named = spark.createDataFrame(
-        [(p["cluster"], name) for p, name in zip(profiles, labels, strict=True)],
-        ["cluster", "label"],
-    )
-    io.write_table(
-        result.assigned.join(F.broadcast(named), "cluster"), f"{out}/marts/producer_clusters"
-    )
     io.write_small_table(
         clusters.cluster_profiles(spark.read.parquet(f"{out}/marts/producer_clusters")).join(
             named, "cluster"
         ),
         f"{out}/marts/producer_cluster_profiles",
     )
-    scores = spark.createDataFrame(result.scores or [(1, 0.0)], ["k", "silhouette"])
+    scores = spark.createDataFrame(result.scores, "k int, silhouette double")
     io.write_small_table(scores, f"{out}/marts/producer_cluster_silhouettes")
     return {
         "clusters_k": result.k,

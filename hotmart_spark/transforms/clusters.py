@@ -79,29 +79,32 @@ def cluster_producers(features: DataFrame, k_range: Sequence[int], seed: int) ->
         *[F.log1p(F.col(c).cast("double")).alias(f"_model_{c}") for c in SKEWED],
         *[F.col(c).cast("double").alias(f"_model_{c}") for c in LINEAR],
     ).cache()
-    n = model_input.count()
-    usable = [k for k in k_range if 2 <= k < n]
-    if not usable:
-        log.warning(
-            "only %d producers: too few for the %s clusters asked for; all in one cluster",
-            n,
-            f"{min(k_range)}-{max(k_range)}",
-        )
-        return Clustering(features.withColumn("cluster", F.lit(0)), [], 1)
-    evaluator = ClusteringEvaluator(featuresCol="_scaled", predictionCol="cluster")
-    scores: list[tuple[int, float]] = []
-    best: tuple[float, int, PipelineModel] | None = None
-    for k in usable:
-        model = _pipeline(k, seed).fit(model_input)
-        silhouette = float(evaluator.evaluate(model.transform(model_input)))
-        scores.append((k, silhouette))
-        if best is None or silhouette > best[0]:
-            best = (silhouette, k, model)
-    assert best is not None
-    _, k, model = best
-    assigned = model.transform(model_input).select(*features.columns, "cluster")
-    model_input.unpersist()
-    return Clustering(assigned, scores, k)
+    try:
+        n = model_input.count()
+        usable = [k for k in k_range if 2 <= k < n]
+        if not usable:
+            log.warning(
+                "only %d producers: too few for the %s clusters asked for; all in one cluster",
+                n,
+                f"{min(k_range)}-{max(k_range)}",
+            )
+            return Clustering(features.withColumn("cluster", F.lit(0)), [], 1)
+        evaluator = ClusteringEvaluator(featuresCol="_scaled", predictionCol="cluster")
+        scores: list[tuple[int, float]] = []
+        best: tuple[float, int, PipelineModel] | None = None
+        for k in usable:
+            model = _pipeline(k, seed).fit(model_input)
+            silhouette = float(evaluator.evaluate(model.transform(model_input)))
+            scores.append((k, silhouette))
+            if best is None or silhouette > best[0]:
+                best = (silhouette, k, model)
+        assert best is not None
+        _, k, model = best
+        # The caller keeps `features` cached; re-deriving the model input from it is cheap.
+        assigned = model.transform(model_input).select(*features.columns, "cluster")
+        return Clustering(assigned, scores, k)
+    finally:
+        model_input.unpersist()
 
 
 def cluster_profiles(assigned: DataFrame) -> DataFrame:

@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from hotmart_spark import schema as s
+from hotmart_spark.config import ValueConfig
 from hotmart_spark.errors import UserError
 
 
@@ -35,12 +36,10 @@ def with_value(purchases: DataFrame, scale: ValueScale, platform_fee_rate: float
     )
 
 
-def valued_purchases(
-    clean: DataFrame, mean: float, std: float, currency: str, platform_fee_rate: float
-) -> tuple[DataFrame, ValueScale, float]:
+def valued_purchases(clean: DataFrame, value: ValueConfig) -> tuple[DataFrame, ValueScale, float]:
     """Clean purchases with value, the scale used and z_min (min purchase_value of the clean rows)."""
     z_min = clean.agg(F.min(s.PURCHASE_VALUE)).first()[0]
     if z_min is None:
         raise UserError("the clean table has no rows")
-    scale = value_scale(mean, std, currency, z_min)
-    return with_value(clean, scale, platform_fee_rate), scale, z_min
+    scale = value_scale(value.mean, value.std, value.currency, z_min)
+    return with_value(clean, scale, value.platform_fee_rate), scale, z_min
