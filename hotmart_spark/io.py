@@ -278,12 +278,18 @@ def versions() -> dict[str, str]:
     }
 
 
-def merge_json(path: Path, key: str, value: Any, extra: Mapping[str, Any] | None = None) -> Path:
-    """Set `key` (and `extra` keys) in the JSON object at path, written atomically."""
+def merge_json(
+    path: Path, keys: tuple[str, ...], value: Any, extra: Mapping[str, Any] | None = None
+) -> Path:
+    """Set the entry at the key path (and top-level `extra` keys) in the JSON object at path,
+    keeping everything else, and write it atomically."""
     document: dict[str, Any] = {}
     if path.exists():
         document = json.loads(path.read_text(encoding="utf-8"))
-    document[key] = value
+    node = document
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
     document.update(extra or {})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
@@ -301,13 +307,10 @@ def _local_root(output_root: str) -> Path:
 
 def update_manifest(output_root: str, stage: str, record: Mapping[str, Any]) -> Path:
     """Record one stage's inputs, counts, parameters and timings in manifest.json."""
-    path = _local_root(output_root) / "manifest.json"
-    manifest = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    stages = {**manifest.get("stages", {}), stage: dict(record)}
     return merge_json(
-        path,
-        "stages",
-        stages,
+        _local_root(output_root) / "manifest.json",
+        ("stages", stage),
+        dict(record),
         {
             "versions": versions(),
             "updated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -317,7 +320,9 @@ def update_manifest(output_root: str, stage: str, record: Mapping[str, Any]) -> 
 
 def update_insights(output_root: str, section: str, numbers: Mapping[str, Any]) -> Path:
     """Set one section of report/insights.json, the report's headline numbers."""
-    return merge_json(_local_root(output_root) / "report" / "insights.json", section, dict(numbers))
+    return merge_json(
+        _local_root(output_root) / "report" / "insights.json", (section,), dict(numbers)
+    )
 
 
 def write_small_table(df: DataFrame, path: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
 
 from hotmart_spark import io
 from hotmart_spark.cli import run_job
@@ -104,7 +105,8 @@ def producer_clusters(
     try:
         k_range = range(config.clusters.k_min, config.clusters.k_max + 1)
         result = clusters.cluster_producers(features, k_range, config.clusters.seed)
-        profiles = clusters.cluster_profiles(result.assigned).orderBy("cluster").collect()
+        profile_table = clusters.cluster_profiles(result.assigned)
+        profiles = profile_table.orderBy("cluster").collect()
         overall = features.agg(*[F.avg(c).alias(c) for c in clusters.FEATURES]).first().asDict()
         labels = clusters.unique_labels([clusters.label(p.asDict(), overall) for p in profiles])
         named = spark.createDataFrame(
@@ -116,9 +118,12 @@ def producer_clusters(
         )
     finally:
         features.unpersist()
+    # The profiles (k rows) were collected for the labels; they are written from those rows.
+    labelled = [{**p.asDict(), "label": name} for p, name in zip(profiles, labels, strict=True)]
     io.write_small_table(
-        clusters.cluster_profiles(spark.read.parquet(f"{out}/marts/producer_clusters")).join(
-            named, "cluster"
+        spark.createDataFrame(
+            labelled,
+            StructType([*profile_table.schema.fields, StructField("label", StringType())]),
         ),
         f"{out}/marts/producer_cluster_profiles",
     )

@@ -100,6 +100,10 @@ def test_generate_then_validate(spark: SparkSession, tmp_path: Path) -> None:
     assert len(profiles) == segments["clusters_k"]
     assert sum(p["producers"] for p in profiles) == clustered.count()
     assert sum(p["value_share"] for p in profiles) == pytest.approx(1.0)
+    profile_mart = spark.read.parquet(str(out / "marts" / "producer_cluster_profiles"))
+    assert sorted((r["cluster"], r["label"], r["producers"]) for r in profile_mart.collect()) == [
+        (p["cluster"], p["label"], p["producers"]) for p in profiles
+    ]
     silhouettes = spark.read.parquet(str(out / "marts" / "producer_cluster_silhouettes"))
     assert silhouettes.count() == len(segments["cluster_silhouettes"])
 

@@ -52,7 +52,8 @@ def daily_revenue(purchases: DataFrame) -> DataFrame:
 
 def monthly_revenue(purchases: DataFrame) -> DataFrame:
     """Per month: value, platform revenue, units, buyers (new and returning), growth on the month before."""
-    month = F.date_format(s.PURCHASE_DATE, "yyyy-MM")
+    # Validation stored each purchase's month with the clean rows.
+    month = F.col(s.PURCHASE_MONTH)
     monthly = purchases.groupBy(month.alias("month")).agg(
         F.sum("value").alias("value"),
         F.sum("platform_revenue").alias("platform_revenue"),
