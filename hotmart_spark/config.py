@@ -78,6 +78,16 @@ class ClustersConfig:
 
 
 @dataclass(frozen=True)
+class ForecastConfig:
+    horizon_months: int
+    max_origins: int
+    simulations: int
+    seed: int
+    min_seasonal_days: int
+    flag_quarantined_share: float
+
+
+@dataclass(frozen=True)
 class GeneratorConfig:
     rows: int
     seed: int
@@ -100,6 +110,7 @@ class Config:
     quality: QualityConfig
     rfm: RfmConfig
     clusters: ClustersConfig
+    forecast: ForecastConfig
     generator: GeneratorConfig
 
     def to_dict(self) -> dict[str, Any]:
@@ -236,6 +247,17 @@ def _check(config: Config) -> None:
             fail(f"rfm.segments.{name}", f"is not a regular expression: {exc}")
     if not 2 <= config.clusters.k_min <= config.clusters.k_max:
         fail("clusters.k_min", "must be at least 2 and at most clusters.k_max")
+    fc = config.forecast
+    if fc.horizon_months < 1:
+        fail("forecast.horizon_months", "must be at least 1")
+    if fc.max_origins < 1:
+        fail("forecast.max_origins", "must be at least 1")
+    if fc.simulations < 100:
+        fail("forecast.simulations", "must be at least 100 (interval ends are path quantiles)")
+    if fc.min_seasonal_days < 2 * 7:
+        fail("forecast.min_seasonal_days", "must be at least 14 (two weekly cycles)")
+    if not 0 < fc.flag_quarantined_share <= 1:
+        fail("forecast.flag_quarantined_share", "must be above 0 and at most 1")
     gen = config.generator
     if gen.rows < 1:
         fail("generator.rows", "must be at least 1")

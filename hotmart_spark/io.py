@@ -18,6 +18,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
+    ArrayType,
     DataType,
     DoubleType,
     IntegerType,
@@ -259,6 +260,33 @@ def read_clean(spark: SparkSession, root: str) -> DataFrame:
     except AnalysisException:
         raise UserError(
             f"no clean table under {root}: run jobs/validate.py first, or pass its output root as --input"
+        ) from None
+
+
+def read_quarantine(spark: SparkSession, root: str) -> DataFrame:
+    """Date and reasons of the quarantined rows under an earlier run's output root."""
+    # A run without quarantined rows leaves a folder with no data file, so the schema is given.
+    columns = StructType(
+        [
+            StructField(schema.PURCHASE_DATE, TimestampType()),
+            StructField(schema.REASONS, ArrayType(StringType())),
+        ]
+    )
+    try:
+        return spark.read.schema(columns).parquet(f"{root.rstrip('/')}/quarantine")
+    except AnalysisException:
+        raise UserError(
+            f"no quarantine table under {root}: run jobs/validate.py first, or pass its output root as --input"
+        ) from None
+
+
+def read_mart(spark: SparkSession, root: str, name: str, stage: str) -> DataFrame:
+    """One mart under an earlier run's output root; `stage` is the job that writes it."""
+    try:
+        return spark.read.parquet(f"{root.rstrip('/')}/marts/{name}")
+    except AnalysisException:
+        raise UserError(
+            f"no marts/{name} under {root}: run jobs/{stage}.py first, or pass its output root as --input"
         ) from None
 
 

@@ -141,3 +141,42 @@ def quality_counts(flagged: DataFrame) -> dict[str, object]:
         "quarantine_by_rule": by_rule(s.REASONS),
         "warnings_by_rule": by_rule(s.WARNINGS),
     }
+
+
+def quarantined_days(quarantine: DataFrame) -> DataFrame:
+    """Per purchase day: quarantined rows and rows per rule (day is null for undated rows)."""
+    day = F.to_date(s.PURCHASE_DATE).alias("day")
+    rows = quarantine.groupBy(day).agg(F.count(F.lit(1)).alias("rows_quarantined"))
+    by_rule = (
+        quarantine.select(day, F.explode(s.REASONS).alias("rule"))
+        .groupBy("day", "rule")
+        .agg(F.count(F.lit(1)).alias("rows"))
+        .groupBy("day")
+        .agg(F.map_from_entries(F.collect_list(F.struct("rule", "rows"))).alias("rows_by_rule"))
+    )
+    return rows.join(by_rule, rows["day"].eqNullSafe(by_rule["day"])).select(
+        rows["day"], "rows_quarantined", "rows_by_rule"
+    )
+
+
+def flag_quarantined_days(
+    quarantined: DataFrame,
+    daily: DataFrame,
+    first_day: dt.date,
+    last_day: dt.date,
+    threshold: float,
+) -> DataFrame:
+    """quarantined_days beside each day's clean rows (`units` of the daily mart); days of
+    [first_day, last_day] whose quarantined rows are at least `threshold` of all their rows are
+    flagged. Series keep only clean rows: such days are reported, not mended."""
+    clean = F.coalesce(F.col("units"), F.lit(0))
+    in_series = F.col("day").between(F.lit(first_day), F.lit(last_day))
+    share = F.col("rows_quarantined") / (F.col("rows_quarantined") + F.col("rows_clean"))
+    return (
+        quarantined.join(daily.select("day", "units"), "day", "left")
+        .withColumn("rows_clean", clean)
+        .withColumn("quarantined_share", share)
+        .withColumn("in_series", F.coalesce(in_series, F.lit(False)))
+        .withColumn("flagged", F.col("in_series") & (F.col("quarantined_share") >= threshold))
+        .drop("units")
+    )

@@ -9,6 +9,7 @@ from pyspark.sql import SparkSession
 from hotmart_spark.config import load_config
 from hotmart_spark.errors import UserError
 from jobs import aggregates as aggregates_job
+from jobs import forecast as forecast_job
 from jobs import generate as generate_job
 from jobs import segments as segments_job
 from jobs import validate as validate_job
@@ -107,6 +108,34 @@ def test_generate_then_validate(spark: SparkSession, tmp_path: Path) -> None:
     silhouettes = spark.read.parquet(str(out / "marts" / "producer_cluster_silhouettes"))
     assert silhouettes.count() == len(segments["cluster_silhouettes"])
 
+    forecast = forecast_job.main(spark, config)
+    insights = json.loads((out / "report" / "insights.json").read_text())["forecast"]
+    assert insights["last_complete_month"] == "2016-06"
+    assert [m["month"] for m in insights["months"]] == ["2016-07", "2016-08", "2016-09"]
+    assert insights["backtest_origins"] == ["2016-01", "2016-02", "2016-03"]
+    assert {r["model"] for r in insights["backtest"]} >= {"naive_last_month", "sarimax_weekly"}
+    monthly = spark.read.parquet(str(out / "marts" / "forecast_monthly")).orderBy("month")
+    actual = [r["value"] for r in monthly.where("kind = 'actual'").collect()]
+    expected = [
+        m["value"]
+        for m in json.loads((out / "report" / "insights.json").read_text())["trends"]["monthly"]
+    ]
+    assert actual == pytest.approx(expected)
+    ahead = monthly.where("kind = 'forecast'").collect()
+    assert [r["model"] for r in ahead] == [forecast["model"]] * 3
+    for row in ahead:
+        assert row["lo95"] <= row["lo80"] <= row["value"] <= row["hi80"] <= row["hi95"]
+        assert row["platform_revenue"] == pytest.approx(0.1 * row["value"])
+    daily = spark.read.parquet(str(out / "marts" / "forecast_daily"))
+    assert daily.where("actual IS NOT NULL").count() == 182
+    assert daily.where("forecast IS NOT NULL").count() == 31 + 31 + 30
+    for mart in ("forecast_backtest", "forecast_backtest_errors", "forecast_models"):
+        assert spark.read.parquet(str(out / "marts" / mart)).count() > 0, mart
+    quarantined_days = spark.read.parquet(str(out / "marts" / "forecast_quarantined_days"))
+    assert (
+        quarantined_days.agg({"rows_quarantined": "sum"}).first()[0] == record["rows_quarantined"]
+    )
+
 
 def test_aggregates_without_a_clean_table(spark: SparkSession, tmp_path: Path) -> None:
     config = load_config(overrides=[f"paths.input={tmp_path}", f"paths.output={tmp_path}"])
@@ -120,3 +149,9 @@ def test_header_only_input_has_no_rows(spark: SparkSession, tmp_path: Path) -> N
     config = load_config(overrides=[f"paths.input={source}", f"paths.output={tmp_path / 'out'}"])
     with pytest.raises(UserError, match="input has no rows"):
         validate_job.main(spark, config)
+
+
+def test_forecast_without_the_daily_mart(spark: SparkSession, tmp_path: Path) -> None:
+    config = load_config(overrides=[f"paths.input={tmp_path}", f"paths.output={tmp_path}"])
+    with pytest.raises(UserError, match=r"no marts/daily_revenue under .*run jobs/aggregates\.py"):
+        forecast_job.main(spark, config)

@@ -182,3 +182,40 @@ def test_quality_counts(spark: SparkSession) -> None:
         "quarantine_by_rule": {"malformed": 1, "outside_period": 1, "commission_invalid": 2},
         "warnings_by_rule": {"affiliate_sale_without_commission": 1},
     }
+
+
+def test_quarantined_days_beside_clean_rows(spark: SparkSession) -> None:
+    quarantine = spark.createDataFrame(
+        [
+            (dt.datetime(2016, 1, 2, 12), ["placeholder_burst", "commission_invalid"]),
+            (dt.datetime(2016, 1, 2, 13), ["placeholder_burst"]),
+            (dt.datetime(2016, 1, 3, 9), ["duplicate_purchase_id"]),
+            (dt.datetime(2016, 2, 1, 9), ["outside_period"]),
+            (None, ["malformed"]),
+        ],
+        f"{s.PURCHASE_DATE} timestamp, {s.REASONS} array<string>",
+    )
+    daily = spark.createDataFrame(
+        [(dt.date(2016, 1, 2), 8), (dt.date(2016, 1, 3), 99)], "day date, units long"
+    )
+    days = quality.flag_quarantined_days(
+        quality.quarantined_days(quarantine), daily, dt.date(2016, 1, 1), dt.date(2016, 1, 31), 0.1
+    )
+    found = {r["day"]: r.asDict() for r in days.collect()}
+    jan2 = found[dt.date(2016, 1, 2)]
+    assert jan2["rows_quarantined"] == 2
+    assert jan2["rows_by_rule"] == {"placeholder_burst": 2, "commission_invalid": 1}
+    # 2 quarantined of 2 + 8 rows: 20%, above the 10% threshold.
+    assert (jan2["rows_clean"], jan2["quarantined_share"], jan2["flagged"]) == (8, 0.2, True)
+    # 1 of 100 rows: 1%.
+    assert (
+        found[dt.date(2016, 1, 3)]["quarantined_share"],
+        found[dt.date(2016, 1, 3)]["flagged"],
+    ) == (0.01, False)
+    # Outside the series or undated: reported, never flagged.
+    assert (found[dt.date(2016, 2, 1)]["in_series"], found[dt.date(2016, 2, 1)]["flagged"]) == (
+        False,
+        False,
+    )
+    assert found[None]["rows_by_rule"] == {"malformed": 1}
+    assert found[None]["flagged"] is False

@@ -1,0 +1,119 @@
+"""Revenue forecast (Q5): the next months' value and platform revenue, backtested, with intervals."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import pandas as pd
+from pyspark.sql import SparkSession
+
+from hotmart_spark import forecast as fc
+from hotmart_spark import io, quality
+from hotmart_spark.cli import run_job
+from hotmart_spark.config import Config
+
+log = logging.getLogger("hotmart_spark.forecast")
+
+
+def main(spark: SparkSession, config: Config) -> dict[str, Any]:
+    started = time.time()
+    root, out = config.paths.input, config.paths.output.rstrip("/")
+    # One row per day and per quarantined day: these grow with the calendar, not with purchases.
+    daily_mart = io.read_mart(spark, root, "daily_revenue", "aggregates")
+    daily = daily_mart.select("day", "value", "units").orderBy("day").toPandas()
+    series = fc.daily_series(daily["day"], daily["value"])
+    units = pd.Series(daily["units"].to_numpy(), index=pd.to_datetime(daily["day"]))
+    result = fc.forecast_revenue(series, config.forecast)
+    io.write_small_table(
+        quality.flag_quarantined_days(
+            quality.quarantined_days(io.read_quarantine(spark, root)),
+            daily_mart,
+            series.values.index[0].date(),
+            series.values.index[-1].date(),
+            config.forecast.flag_quarantined_share,
+        ),
+        f"{out}/marts/forecast_quarantined_days",
+    )
+    flagged = (
+        spark.read.parquet(f"{out}/marts/forecast_quarantined_days")
+        .where("flagged")
+        .orderBy("day")
+        .collect()
+    )
+    months = fc.monthly_table(result, config.value.platform_fee_rate)
+    backtest = result.backtest.assign(chosen=result.backtest["model"] == result.chosen)
+    tables = {
+        "forecast_monthly": months,
+        "forecast_candidates": fc.candidates_table(result),
+        "forecast_daily": fc.daily_table(result, units),
+        "forecast_backtest": backtest,
+        "forecast_backtest_errors": result.errors,
+        "forecast_models": result.models,
+    }
+    for name, table in tables.items():
+        io.write_small_table(spark.createDataFrame(table), f"{out}/marts/{name}")
+
+    ahead = months[months["kind"] == "forecast"]
+    insights = {
+        "value_unit": config.value.unit,
+        "last_complete_month": str(series.last_complete_month),
+        "model": result.chosen,
+        "model_spec": result.forecasts[result.chosen].spec,
+        "months": ahead.drop(columns=["kind", "model"]).to_dict("records"),
+        "backtest": backtest[backtest["horizon"] == "all"]
+        .drop(columns=["horizon", "chosen"])
+        .to_dict("records"),
+        "backtest_origins": sorted(result.errors["origin"].unique().tolist()),
+        "improvement_over_baselines": fc.improvement_over_baselines(result),
+        "flagged_days": [
+            {
+                "day": r["day"].isoformat(),
+                "rows_quarantined": r["rows_quarantined"],
+                "quarantined_share": r["quarantined_share"],
+                "rows_by_rule": r["rows_by_rule"],
+            }
+            for r in flagged
+        ],
+        "zero_days": [str(d) for d in series.zero_days],
+        "unused_days": len(series.unused_days),
+        "notes": result.notes,
+        "fit_seconds": round(result.fit_seconds, 2),
+    }
+    io.update_insights(out, "forecast", insights)
+    io.update_manifest(
+        out,
+        "forecast",
+        {
+            "input": root,
+            "value_unit": config.value.unit,
+            "model": result.chosen,
+            "series_days": len(series.values),
+            "notes": result.notes,
+            "timings": {
+                "fit_s": round(result.fit_seconds, 2),
+                "total_s": round(time.time() - started, 2),
+            },
+        },
+    )
+    for r in insights["months"]:
+        log.info(
+            "%s: %.0f %s (80%%: %.0f-%.0f, 95%%: %.0f-%.0f)",
+            r["month"],
+            r["value"],
+            config.value.unit,
+            r["lo80"],
+            r["hi80"],
+            r["lo95"],
+            r["hi95"],
+        )
+    log.info("model %s chosen by backtest MAE; fitted in %.1f s", result.chosen, result.fit_seconds)
+    for note in result.notes:
+        log.info("note: %s", note)
+    return insights
+
+
+if __name__ == "__main__":
+    sys.exit(run_job("forecast", main))
