@@ -25,6 +25,7 @@ demo: venv java
 	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/validate.py --input $(DATA) --output $(OUT)
 	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/aggregates.py --input $(OUT) --output $(OUT)
 	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/segments.py --input $(OUT) --output $(OUT)
+	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/drivers.py --input $(OUT) --output $(OUT)
 	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/forecast.py --input $(OUT) --output $(OUT)
 
 lint: venv

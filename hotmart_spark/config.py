@@ -25,6 +25,7 @@ DEFAULT_CONFIG = Path("conf") / "default.toml"
 RULE_ACTIONS = ("quarantine", "warn")
 INPUT_FORMATS = ("auto", "csv", "parquet")
 OUTPUT_FORMATS = ("csv", "parquet")
+DRIVER_MODELS = ("gbt", "random_forest")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,18 @@ class ClustersConfig:
 
 
 @dataclass(frozen=True)
+class DriversConfig:
+    early_sales: int
+    min_products: int
+    holdout_share: float
+    seed: int
+    model: str
+    trees: int
+    max_depth: int
+    permutation_repeats: int
+
+
+@dataclass(frozen=True)
 class ForecastConfig:
     horizon_months: int
     max_origins: int
@@ -110,6 +123,7 @@ class Config:
     quality: QualityConfig
     rfm: RfmConfig
     clusters: ClustersConfig
+    drivers: DriversConfig
     forecast: ForecastConfig
     generator: GeneratorConfig
 
@@ -247,6 +261,21 @@ def _check(config: Config) -> None:
             fail(f"rfm.segments.{name}", f"is not a regular expression: {exc}")
     if not 2 <= config.clusters.k_min <= config.clusters.k_max:
         fail("clusters.k_min", "must be at least 2 and at most clusters.k_max")
+    drivers = config.drivers
+    if drivers.early_sales < 2:
+        fail("drivers.early_sales", "must be at least 2")
+    if drivers.min_products < 10:
+        fail("drivers.min_products", "must be at least 10")
+    if not 0 < drivers.holdout_share < 1:
+        fail("drivers.holdout_share", "must be between 0 and 1 (exclusive)")
+    if drivers.model not in DRIVER_MODELS:
+        fail("drivers.model", f"must be one of {', '.join(DRIVER_MODELS)}")
+    if drivers.trees < 1:
+        fail("drivers.trees", "must be at least 1")
+    if not 1 <= drivers.max_depth <= 30:
+        fail("drivers.max_depth", "must be between 1 and 30 (Spark's limit)")
+    if drivers.permutation_repeats < 2:
+        fail("drivers.permutation_repeats", "must be at least 2 (the spread needs two shuffles)")
     fc = config.forecast
     if fc.horizon_months < 1:
         fail("forecast.horizon_months", "must be at least 1")

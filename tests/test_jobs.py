@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
+from hotmart_spark import drivers
 from hotmart_spark.config import load_config
 from hotmart_spark.errors import UserError
 from jobs import aggregates as aggregates_job
+from jobs import drivers as drivers_job
 from jobs import forecast as forecast_job
 from jobs import generate as generate_job
 from jobs import segments as segments_job
@@ -107,6 +109,33 @@ def test_generate_then_validate(spark: SparkSession, tmp_path: Path) -> None:
     ]
     silhouettes = spark.read.parquet(str(out / "marts" / "producer_cluster_silhouettes"))
     assert silhouettes.count() == len(segments["cluster_silhouettes"])
+
+    # 5,000 rows have few products with 10 sales; 3 first sales leave enough to model.
+    small_catalogue = load_config(
+        overrides=[
+            f"paths.input={out}",
+            f"paths.output={out}",
+            "drivers.early_sales=3",
+            "drivers.min_products=20",
+            "drivers.trees=10",
+        ]
+    )
+    found = drivers_job.main(spark, small_catalogue)
+    product_mart = spark.read.parquet(str(out / "marts" / "products"))
+    clean = spark.read.parquet(str(out / "clean"))
+    assert product_mart.count() == clean.select("product_id").distinct().count()
+    assert product_mart.agg({"units": "sum"}).first()[0] == record["rows_clean"]
+    model = found["model"]
+    assert model["note"] == ""
+    assert model["n_train"] + model["n_holdout"] == model["products_modelled"]
+    assert model["products_modelled"] >= 20
+    assert -1.0 < model["holdout_r2"] <= 1.0
+    assert {f["feature"] for f in found["features"]} == set(drivers.FEATURES)
+    assert [e["method"] for e in found["effects"]] == list(drivers.ESTIMATORS)
+    stored = json.loads((out / "report" / "insights.json").read_text())["drivers"]
+    assert stored["effect"] == found["effects"][0]
+    for mart in ("product_drivers", "product_model", "product_effects", "product_feature_groups"):
+        assert spark.read.parquet(str(out / "marts" / mart)).count() > 0, mart
 
     forecast = forecast_job.main(spark, config)
     insights = json.loads((out / "report" / "insights.json").read_text())["forecast"]

@@ -1,0 +1,402 @@
+"""Q4: what makes a product sell more: rank correlations, a tree model of log(units) scored on
+held-out products with permutation importance, and an observational estimate of one lever.
+
+The product table grows with the catalogue, not with purchases: the model's holdout and the
+few columns of the effect estimates are collected to pandas, the purchases never are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import statsmodels.formula.api as smf
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.feature import StringIndexer, VectorAssembler
+from pyspark.ml.regression import GBTRegressor, RandomForestRegressor
+from pyspark.ml.stat import Correlation
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from statsmodels.tools.sm_exceptions import (
+    ConvergenceWarning,
+    PerfectSeparationError,
+    PerfectSeparationWarning,
+    SingularMatrixWarning,
+)
+
+from hotmart_spark import schema as s
+from hotmart_spark.config import DriversConfig
+from hotmart_spark.transforms.products import DEVICES, device_share_column
+
+TARGET = "log_units"
+NUMERIC_FEATURES = [
+    "price_level",
+    # Age at the start of the period, not at the first sale: the wait for a first sale is
+    # longer for products that sell less, so it would leak the target.
+    "age_at_period_start_days",
+    "mean_commission",
+    "affiliate_share",
+    "affiliates",
+    "social_share",
+    *[device_share_column(d) for d in DEVICES],
+    "origins",
+    "producer_other_units",
+    "producer_other_revenue",
+    "producer_other_products",
+]
+CATEGORICAL_FEATURES = ["category", "niche"]
+FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+# The lever whose effect is estimated: a commission on at least one of the product's first
+# sales (products.affiliate_programme).
+TREATMENT = "affiliate_programme"
+# What the effect estimates need from the product table.
+EFFECT_COLUMNS = [TARGET, TREATMENT, "category", "niche", "price_level", "age_at_period_start_days"]
+Z95 = 1.959963984540054
+PROPENSITY_TRIM = 0.01
+
+
+# Column types of the small tables, given so a run whose numbers are all missing writes the
+# same schema as any other.
+MODEL_SCHEMA = (
+    "name string, holdout_r2 double, holdout_spearman double, baseline_r2 double, "
+    "baseline_spearman double, n_train long, n_holdout long, importance string, "
+    "products long, products_modelled long, note string"
+)
+EFFECT_SCHEMA = (
+    "treatment string, method string, estimate double, ci_low double, ci_high double, "
+    "units_change double, n_treated long, n_control long, note string"
+)
+MODEL_NAMES = {"gbt": "GBTRegressor", "random_forest": "RandomForestRegressor"}
+IMPORTANCE_METHOD = "permutation on the holdout (drop in R2)"
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    name: str
+    holdout_r2: float
+    holdout_spearman: float
+    baseline_r2: float
+    baseline_spearman: float
+    n_train: int
+    n_holdout: int
+
+
+@dataclass(frozen=True)
+class Effect:
+    method: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    n_treated: int
+    n_control: int
+    note: str = ""
+
+    def as_dict(self) -> dict[str, float | int | str | None]:
+        return {
+            "treatment": TREATMENT,
+            "method": self.method,
+            "estimate": _nan_to_none(self.estimate),
+            "ci_low": _nan_to_none(self.ci_low),
+            "ci_high": _nan_to_none(self.ci_high),
+            # The estimate is on log(units): exp(b) - 1 is the relative change in units.
+            "units_change": _nan_to_none(math.expm1(self.estimate)),
+            "n_treated": self.n_treated,
+            "n_control": self.n_control,
+            "note": self.note,
+        }
+
+
+def _nan_to_none(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def spearman(df: DataFrame, columns: list[str], target: str) -> dict[str, float | None]:
+    """Spearman correlation of each column with the target (None for a constant column)."""
+    vectors = VectorAssembler(inputCols=[*columns, target], outputCol="_v").transform(
+        df.select(*[F.col(c).cast("double") for c in [*columns, target]])
+    )
+    matrix = Correlation.corr(vectors, "_v", "spearman").head()[0].toArray()
+    return {c: _nan_to_none(matrix[i, -1]) for i, c in enumerate(columns)}
+
+
+def modelled_products(products: DataFrame, early_sales: int) -> DataFrame:
+    """Products whose features come from a full `early_sales` first sales and are all known
+    (a product without a creation date has no age)."""
+    return products.where(F.col("feature_sales") == early_sales).dropna(subset=FEATURES)
+
+
+def with_split(products: DataFrame, holdout_share: float, seed: int) -> DataFrame:
+    """`holdout`: a fixed share of products by a hash of product_id and the seed, so the split
+    does not depend on partitioning or row order."""
+    bucket = F.pmod(F.xxhash64(F.col(s.PRODUCT_ID), F.lit(seed)), F.lit(10_000))
+    return products.withColumn("holdout", bucket < F.lit(round(holdout_share * 10_000)))
+
+
+def pipeline(config: DriversConfig) -> Pipeline:
+    """Index the categorical features, assemble, fit the configured tree ensemble on log(units)."""
+    indexed = [f"_{c}_index" for c in CATEGORICAL_FEATURES]
+    trees = {
+        "gbt": GBTRegressor(maxIter=config.trees, stepSize=0.1),
+        "random_forest": RandomForestRegressor(numTrees=config.trees),
+    }[config.model]
+    trees.setFeaturesCol("_features").setLabelCol(TARGET).setMaxDepth(config.max_depth)
+    # More bins than levels, so every niche can go its own way at a split.
+    # At least 20 products per leaf: fewer let the trees chase single products' noise.
+    trees.setMaxBins(64).setMinInstancesPerNode(20).setSeed(config.seed)
+    return Pipeline(
+        stages=[
+            StringIndexer(inputCols=CATEGORICAL_FEATURES, outputCols=indexed, handleInvalid="keep"),
+            VectorAssembler(inputCols=[*NUMERIC_FEATURES, *indexed], outputCol="_features"),
+            trees,
+        ]
+    )
+
+
+def r2(df: DataFrame, prediction: str) -> float:
+    """1 - SSE / SST of `prediction` against log(units)."""
+    sums = df.agg(
+        F.sum((F.col(TARGET) - F.col(prediction)) ** 2).alias("sse"),
+        (F.var_pop(TARGET) * F.count(F.lit(1))).alias("sst"),
+    ).first()
+    return float(1 - sums["sse"] / sums["sst"])
+
+
+def baseline_predictions(train: DataFrame, holdout: DataFrame) -> DataFrame:
+    """holdout with `baseline`: the training median of log(units) in its category and niche,
+    or over all training products for a pair not seen in training."""
+    medians = train.groupBy("category", "niche").agg(
+        F.percentile_approx(TARGET, 0.5, 10_000).alias("_pair_median")
+    )
+    overall = train.agg(F.percentile_approx(TARGET, 0.5, 10_000).alias("_overall"))
+    return (
+        holdout.join(F.broadcast(medians), ["category", "niche"], "left")
+        .crossJoin(F.broadcast(overall))
+        .withColumn("baseline", F.coalesce("_pair_median", "_overall"))
+        .drop("_pair_median", "_overall")
+    )
+
+
+def fit_model(
+    products: DataFrame, config: DriversConfig
+) -> tuple[PipelineModel, ModelScores, DataFrame]:
+    """Fit on the training products; score the model and the baseline on the held-out ones.
+    Returns the model, its scores and the scored holdout."""
+    train = products.where(~F.col("holdout"))
+    holdout = products.where(F.col("holdout"))
+    model = pipeline(config).fit(train)
+    scored = model.transform(baseline_predictions(train, holdout)).cache()
+    model_r2 = r2(scored, "prediction")
+    baseline_r2 = r2(scored, "baseline")
+    correlations = spearman(scored, ["prediction", "baseline"], TARGET)
+    scores = ModelScores(
+        name=MODEL_NAMES[config.model],
+        holdout_r2=model_r2,
+        holdout_spearman=correlations["prediction"],
+        baseline_r2=baseline_r2,
+        baseline_spearman=correlations["baseline"],
+        n_train=train.count(),
+        n_holdout=scored.count(),
+    )
+    return model, scores, scored
+
+
+def permutation_importance(
+    spark: SparkSession,
+    model: PipelineModel,
+    holdout: pd.DataFrame,
+    features: list[str],
+    repeats: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Drop in holdout R2 when one feature's values are shuffled across the held-out products
+    (mean and sd over `repeats` shuffles). All shuffled copies are scored in one Spark job."""
+    rng = np.random.default_rng(seed)
+    # One small DataFrame per shuffled copy: a single local relation of every copy would put
+    # megabytes into each task.
+    copies = [spark.createDataFrame(holdout.assign(_feature="", _repeat=0))]
+    for feature in features:
+        for repeat in range(repeats):
+            copy = holdout.assign(_feature=feature, _repeat=repeat)
+            copy[feature] = rng.permutation(copy[feature].to_numpy())
+            copies.append(spark.createDataFrame(copy))
+    shuffled = functools.reduce(DataFrame.unionByName, copies)
+    by_copy = (
+        model.transform(shuffled)
+        .groupBy("_feature", "_repeat")
+        .agg(F.sum((F.col(TARGET) - F.col("prediction")) ** 2).alias("sse"))
+        .toPandas()
+    )
+    intact_sse = float(by_copy.loc[by_copy["_feature"] == "", "sse"].iloc[0])
+    sst = float(((holdout[TARGET] - holdout[TARGET].mean()) ** 2).sum())
+    by_copy = by_copy[by_copy["_feature"] != ""]
+    # R2 drop = (SSE shuffled - SSE intact) / SST.
+    by_copy["drop"] = (by_copy["sse"] - intact_sse) / sst
+    table = by_copy.groupby("_feature")["drop"].agg(["mean", "std"]).reindex(features)
+    return table.rename(
+        columns={"mean": "permutation_importance", "std": "permutation_importance_sd"}
+    ).rename_axis("feature")
+
+
+def impurity_importance(model: PipelineModel) -> dict[str, float]:
+    """The trees' own (impurity) importances, per assembled feature, for comparison."""
+    values = model.stages[-1].featureImportances.toArray()
+    return dict(zip(FEATURES, map(float, values), strict=True))
+
+
+def _controls(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(
+        **{TREATMENT: frame[TREATMENT].astype(int)},
+        log_price=np.log1p(frame["price_level"].clip(lower=0)),
+        age_years=frame["age_at_period_start_days"] / 365.25,
+    )
+
+
+CONTROLS = "C(category) + C(niche) + log_price + age_years"
+
+
+Interval = tuple[float, float, float]  # estimate, 95% low, 95% high
+
+
+def effect_by_regression(frame: pd.DataFrame) -> Interval:
+    """OLS of log(units) on the treatment and the controls, heteroscedasticity-robust (HC3)."""
+    fit = smf.ols(f"{TARGET} ~ {TREATMENT} + {CONTROLS}", data=_controls(frame)).fit(cov_type="HC3")
+    low, high = fit.conf_int(alpha=0.05).loc[TREATMENT]
+    return float(fit.params[TREATMENT]), float(low), float(high)
+
+
+def effect_by_propensity_weighting(frame: pd.DataFrame) -> Interval:
+    """Inverse propensity weighting: a logit of the treatment on the controls gives each
+    product's propensity p; treated products weigh 1/p and the others 1/(1 - p), so both
+    groups stand for all products; the weighted difference of mean log(units) comes from WLS
+    with robust (HC1) errors."""
+    data = _controls(frame)
+    propensity = smf.logit(f"{TREATMENT} ~ {CONTROLS}", data=data).fit(disp=False, maxiter=200)
+    # Products the controls all but decide get bounded weights instead of dominating.
+    p = propensity.predict(data).clip(PROPENSITY_TRIM, 1 - PROPENSITY_TRIM)
+    weights = np.where(data[TREATMENT] == 1, 1 / p, 1 / (1 - p))
+    fit = smf.wls(f"{TARGET} ~ {TREATMENT}", data=data, weights=weights).fit(cov_type="HC1")
+    low, high = fit.conf_int(alpha=0.05).loc[TREATMENT]
+    return float(fit.params[TREATMENT]), float(low), float(high)
+
+
+def unadjusted_difference(frame: pd.DataFrame) -> Interval:
+    """Treated minus control mean of log(units) with no controls: what confounding looks like."""
+    treated = frame.loc[frame[TREATMENT] == 1, TARGET]
+    control = frame.loc[frame[TREATMENT] == 0, TARGET]
+    diff = float(treated.mean() - control.mean())
+    se = math.sqrt(treated.var() / len(treated) + control.var() / len(control))
+    return diff, diff - Z95 * se, diff + Z95 * se
+
+
+ESTIMATORS: dict[str, Callable[[pd.DataFrame], Interval]] = {
+    "OLS with controls, HC3 errors": effect_by_regression,
+    "inverse propensity weighting, HC1 errors": effect_by_propensity_weighting,
+    "unadjusted difference": unadjusted_difference,
+}
+# What the estimators raise on products they cannot take (a control that decides the
+# treatment, collinear dummies); statsmodels only warns of some, and such an estimate is
+# not one to report.
+UNRELIABLE_FIT = (ConvergenceWarning, PerfectSeparationWarning, SingularMatrixWarning)
+ESTIMATION_ERRORS = (
+    ValueError,
+    ZeroDivisionError,
+    np.linalg.LinAlgError,
+    PerfectSeparationError,
+    *UNRELIABLE_FIT,
+)
+
+
+def affiliate_effects(frame: pd.DataFrame) -> list[Effect]:
+    """The affiliate programme's effect on log(units) by every estimator; one that cannot be
+    computed on these products says why instead of stopping the job."""
+    treated = int((frame[TREATMENT] == 1).sum())
+    control = len(frame) - treated
+    effects = []
+    for method, estimator in ESTIMATORS.items():
+        try:
+            if min(treated, control) < 2:
+                raise ValueError(f"{treated} with and {control} without the programme")
+            with warnings.catch_warnings():
+                for category in UNRELIABLE_FIT:
+                    warnings.simplefilter("error", category)
+                estimate, low, high = estimator(frame)
+            note = ""
+        except ESTIMATION_ERRORS as exc:
+            estimate = low = high = float("nan")
+            note = f"not estimable on these {len(frame)} products: {exc}"
+        effects.append(Effect(method, estimate, low, high, treated, control, note))
+    return effects
+
+
+def importance_table(
+    correlations: dict[str, float | None],
+    permutation: pd.DataFrame,
+    impurity: dict[str, float],
+) -> pd.DataFrame:
+    """One row per feature: kind, Spearman with units (numeric features), permutation and
+    impurity importance; most important first."""
+    table = pd.DataFrame(
+        {
+            "feature": FEATURES,
+            "kind": ["numeric"] * len(NUMERIC_FEATURES)
+            + ["categorical"] * len(CATEGORICAL_FEATURES),
+        }
+    )
+    table["spearman"] = table["feature"].map(correlations).astype("float64")
+    table = table.join(permutation, on="feature")
+    table["impurity_importance"] = table["feature"].map(impurity).astype("float64")
+    return table.sort_values("permutation_importance", ascending=False).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    importance: pd.DataFrame  # importance_table
+    model: dict[str, Any]  # one row of MODEL_SCHEMA
+    effects: list[Effect]
+
+
+def analyse(
+    spark: SparkSession, modelled: DataFrame, n_products: int, config: DriversConfig
+) -> Analysis:
+    """Rank correlations, the model with permutation importance and the programme's effect,
+    on the modelled products (cached by the caller). With fewer than `min_products` the model
+    is skipped with a note; the effect estimates say for themselves when they cannot be had."""
+    n_modelled = modelled.count()
+    # A few columns of the modelled products: sized by the catalogue, not by purchases.
+    effects = affiliate_effects(modelled.select(*EFFECT_COLUMNS).toPandas())
+    model = {
+        "name": MODEL_NAMES[config.model],
+        "importance": IMPORTANCE_METHOD,
+        "products": n_products,
+        "products_modelled": n_modelled,
+        "note": "",
+    }
+    if n_modelled < config.min_products:
+        model["note"] = (
+            f"only {n_modelled} products have {config.early_sales} sales; the model needs "
+            f"drivers.min_products ({config.min_products})"
+        )
+        empty = pd.DataFrame(
+            index=pd.Index(FEATURES, name="feature"),
+            columns=["permutation_importance", "permutation_importance_sd"],
+            dtype="float64",
+        )
+        return Analysis(importance_table({}, empty, {}), model, effects)
+    correlations = spearman(modelled, NUMERIC_FEATURES, "units")
+    fitted, scores, scored = fit_model(modelled, config)
+    holdout = scored.select(*FEATURES, TARGET).toPandas()
+    scored.unpersist()
+    permutation = permutation_importance(
+        spark, fitted, holdout, FEATURES, config.permutation_repeats, config.seed
+    )
+    model.update(dataclasses.asdict(scores))
+    return Analysis(
+        importance_table(correlations, permutation, impurity_importance(fitted)), model, effects
+    )

@@ -1,0 +1,264 @@
+"""Q4: the product table by hand, the model and importance on constructed data, planted effects."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+
+from hotmart_spark import drivers
+from hotmart_spark import schema as s
+from hotmart_spark.config import Config
+from hotmart_spark.transforms.products import device_share_column, group_medians, product_table
+from hotmart_spark.transforms.revenue import ValueScale, with_value
+from tests.conftest import loaded, purchase
+
+PERIOD_START = dt.date(2016, 1, 1)
+
+
+def valued(spark: SparkSession, rows: list[dict]) -> DataFrame:
+    """Purchases whose value is their purchase_value."""
+    return with_value(loaded(spark, rows), ValueScale(0.0, 1.0, "units"), 0.1)
+
+
+@pytest.fixture(scope="module")
+def products(spark: SparkSession) -> dict[int, dict]:
+    """Product 10 (producer 7) sells three times, the third after its first two sales; product
+    20 (producer 7) and product 30 (producer 8) once each."""
+    created_10 = dt.datetime(2015, 12, 1)
+    rows = [
+        purchase(1, **{s.PRODUCT_ID: 10, s.PRODUCER_ID: 7, s.AFFILIATE_ID: 7,
+                       s.PURCHASE_DATE: dt.datetime(2016, 1, 3, 10), s.PRODUCT_CREATION_DATE: created_10,
+                       s.PURCHASE_VALUE: 2.0, s.PURCHASE_DEVICE: "Desktop", s.PURCHASE_ORIGIN: "O1",
+                       s.IS_SOCIAL: 1}),
+        purchase(2, **{s.PRODUCT_ID: 10, s.PRODUCER_ID: 7, s.AFFILIATE_ID: 900, s.COMMISSION: 40.0,
+                       s.PURCHASE_DATE: dt.datetime(2016, 1, 3, 11), s.PRODUCT_CREATION_DATE: created_10,
+                       s.PURCHASE_VALUE: 4.0, s.PURCHASE_DEVICE: "Tablet", s.PURCHASE_ORIGIN: "O2"}),
+        purchase(3, **{s.PRODUCT_ID: 10, s.PRODUCER_ID: 7, s.AFFILIATE_ID: 901, s.COMMISSION: 40.0,
+                       s.PURCHASE_DATE: dt.datetime(2016, 1, 9), s.PRODUCT_CREATION_DATE: created_10,
+                       s.PURCHASE_VALUE: 100.0, s.PURCHASE_DEVICE: "Cellphone", s.PURCHASE_ORIGIN: "O3"}),
+        purchase(4, **{s.PRODUCT_ID: 20, s.PRODUCER_ID: 7, s.AFFILIATE_ID: 7,
+                       s.PURCHASE_DATE: dt.datetime(2016, 1, 5), s.PRODUCT_CREATION_DATE: dt.datetime(2016, 1, 2),
+                       s.PURCHASE_VALUE: 1.0, s.PURCHASE_DEVICE: "Smart TV", s.PURCHASE_ORIGIN: "O1"}),
+        purchase(5, **{s.PRODUCT_ID: 30, s.PRODUCER_ID: 8, s.AFFILIATE_ID: 8,
+                       s.PURCHASE_DATE: dt.datetime(2016, 1, 4), s.PURCHASE_VALUE: 5.0}),
+    ]  # fmt: skip
+    table = product_table(valued(spark, rows), PERIOD_START, early_sales=2)
+    return {r[s.PRODUCT_ID]: r.asDict() for r in table.collect()}
+
+
+def test_totals_cover_every_sale(products: dict[int, dict]) -> None:
+    p = products[10]
+    assert (p["units"], p["revenue"], p["log_units"]) == (3, 106.0, pytest.approx(math.log(3)))
+    assert (p["first_sale_day"], p["creation_month"]) == (dt.date(2016, 1, 3), "2015-12")
+    # 1 December 2015 to 3 January 2016; to the period start, 31 days.
+    assert (p["age_at_first_sale_days"], p["age_at_period_start_days"]) == (33, 31)
+    # Created on 2 January, inside the period: a negative age at its start.
+    assert products[20]["age_at_period_start_days"] == -1
+
+
+def test_features_come_from_the_first_sales_only(products: dict[int, dict]) -> None:
+    p = products[10]
+    # The first two sales: values 2 and 4 (the lower middle of two), one through affiliate
+    # 900 at 40%, one from a social network, one Desktop and one Tablet, origins O1 and O2.
+    # The third sale (100, Cellphone, affiliate 901, O3) counts in units and revenue only.
+    assert p["feature_sales"] == 2
+    assert p["price_level"] == 2.0
+    assert (p["mean_commission"], p["affiliate_programme"]) == (20.0, True)
+    assert (p["affiliate_share"], p["affiliates"]) == (0.5, 1)
+    assert (p["social_share"], p["origins"]) == (0.5, 2)
+    assert p[device_share_column("Desktop")] == 0.5
+    assert p[device_share_column("Tablet")] == 0.5
+    assert p[device_share_column("Cellphone")] == 0.0
+    single = products[20]
+    assert (single["feature_sales"], single["affiliate_programme"], single["affiliates"]) == (
+        1,
+        False,
+        0,
+    )
+    assert single[device_share_column("Smart TV")] == 1.0
+
+
+def test_producer_size_leaves_the_product_out(products: dict[int, dict]) -> None:
+    # Producer 7: product 10 (3 units, 106) and product 20 (1 unit, 1).
+    assert (
+        products[10]["producer_other_units"],
+        products[10]["producer_other_revenue"],
+        products[10]["producer_other_products"],
+    ) == (1, 1.0, 1)
+    assert (
+        products[20]["producer_other_units"],
+        products[20]["producer_other_revenue"],
+        products[20]["producer_other_products"],
+    ) == (3, 106.0, 1)
+    assert (products[30]["producer_other_units"], products[30]["producer_other_products"]) == (0, 0)
+
+
+def test_group_medians(spark: SparkSession) -> None:
+    table = spark.createDataFrame(
+        [("A", 1, 1.0), ("A", 3, 3.0), ("A", 10, 10.0), ("B", 4, 4.0)],
+        "category string, units long, revenue double",
+    )
+    found = {r["level"]: r.asDict() for r in group_medians(table, "category").collect()}
+    assert found["A"] == {
+        "feature": "category",
+        "level": "A",
+        "products": 3,
+        "median_units": 3,
+        "mean_units": pytest.approx(14 / 3),
+        "revenue": 14.0,
+    }
+    assert found["B"]["median_units"] == 4
+
+
+def test_spearman_by_hand(spark: SparkSession) -> None:
+    table = spark.createDataFrame(
+        [(1.0, 4.0, 7.0, 1.0), (2.0, 3.0, 7.0, 4.0), (3.0, 1.0, 7.0, 9.0), (4.0, 0.0, 7.0, 16.0)],
+        "up double, down double, flat double, y double",
+    )
+    assert drivers.spearman(table, ["up", "down", "flat"], "y") == {
+        "up": pytest.approx(1.0),
+        "down": pytest.approx(-1.0),
+        "flat": None,
+    }
+
+
+def test_r2_by_hand(spark: SparkSession) -> None:
+    table = spark.createDataFrame(
+        [(1.0, 1.0), (2.0, 2.0), (3.0, 4.0)], "log_units double, p double"
+    )
+    # SSE = 1; SST around the mean 2 = 2.
+    assert drivers.r2(table, "p") == pytest.approx(0.5)
+
+
+def test_baseline_is_the_training_median_of_the_pair(spark: SparkSession) -> None:
+    schema = "category string, niche string, log_units double"
+    train = spark.createDataFrame(
+        [("A", "x", 1.0), ("A", "x", 2.0), ("A", "x", 3.0), ("B", "y", 5.0)], schema
+    )
+    holdout = spark.createDataFrame([("A", "x", 0.0), ("B", "y", 0.0), ("C", "z", 0.0)], schema)
+    found = {
+        r["category"]: r["baseline"] for r in drivers.baseline_predictions(train, holdout).collect()
+    }
+    # A/x: median of 1, 2, 3; B/y: 5; C/z unseen: the median of all four, 2 (the lower middle).
+    assert found == {"A": 2.0, "B": 5.0, "C": 2.0}
+
+
+def constructed_products(n: int, seed: int) -> pd.DataFrame:
+    """Products whose log(units) is 0.5 x price_level plus small noise; every other feature is
+    noise."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({s.PRODUCT_ID: np.arange(n)})
+    for feature in drivers.NUMERIC_FEATURES:
+        frame[feature] = rng.uniform(0, 10, n)
+    frame["category"] = rng.choice(["A", "B", "C"], n)
+    frame["niche"] = rng.choice(["w", "x", "y", "z"], n)
+    frame[drivers.TARGET] = 0.5 * frame["price_level"] + rng.normal(0, 0.3, n)
+    return frame
+
+
+def test_importance_ranks_the_feature_that_sets_the_target_above_noise(
+    spark: SparkSession, config: Config
+) -> None:
+    settings = dataclasses.replace(config.drivers, trees=20, max_depth=3, holdout_share=0.3)
+    products = drivers.with_split(
+        spark.createDataFrame(constructed_products(800, seed=3)), settings.holdout_share, 3
+    )
+    model, scores, scored = drivers.fit_model(products, settings)
+    assert scores.n_train + scores.n_holdout == 800
+    assert scores.holdout_r2 > 0.8
+    assert scores.holdout_r2 > scores.baseline_r2 + 0.5
+    holdout = scored.select(*drivers.FEATURES, drivers.TARGET).toPandas()
+    importance = drivers.permutation_importance(spark, model, holdout, drivers.FEATURES, 2, 3)
+    ranked = importance["permutation_importance"].sort_values(ascending=False)
+    assert ranked.index[0] == "price_level"
+    assert ranked["price_level"] > 1.0
+    assert ranked.drop("price_level").abs().max() < 0.05
+    impurity = drivers.impurity_importance(model)
+    assert max(impurity, key=impurity.get) == "price_level"
+
+
+def confounded_products(n: int, effect: float, seed: int) -> pd.DataFrame:
+    """Category raises both the chance of an affiliate programme and the units; price and age
+    raise units too; the programme adds `effect` to log(units)."""
+    rng = np.random.default_rng(seed)
+    category = rng.choice(["A", "B", "C", "D"], n)
+    level = pd.Series(category).map({"A": 0.0, "B": 1.0, "C": 2.0, "D": 3.0}).to_numpy()
+    price = rng.lognormal(1.0, 0.6, n)
+    age_days = rng.uniform(0, 1500, n)
+    logit = level - 1.5 + 0.3 * (np.log1p(price) - np.log1p(price).mean())
+    treated = rng.uniform(size=n) < 1 / (1 + np.exp(-logit))
+    log_units = (
+        level
+        + 0.3 * np.log1p(price)
+        + 0.2 * age_days / 365.25
+        + effect * treated
+        + rng.normal(0, 0.5, n)
+    )
+    return pd.DataFrame(
+        {
+            drivers.TARGET: log_units,
+            drivers.TREATMENT: treated,
+            "category": category,
+            "niche": rng.choice(["x", "y", "z"], n),
+            "price_level": price,
+            "age_at_period_start_days": age_days,
+        }
+    )
+
+
+def test_planted_effect_is_recovered_by_both_methods() -> None:
+    frame = confounded_products(4000, effect=0.4, seed=11)
+    for estimator in (drivers.effect_by_regression, drivers.effect_by_propensity_weighting):
+        _, low, high = estimator(frame)
+        assert low < 0.4 < high, estimator.__name__
+        assert high - low < 0.2, estimator.__name__
+    _, naive_low, _ = drivers.unadjusted_difference(frame)
+    # Programme products sit in the high-selling categories: without controls the effect is
+    # overstated.
+    assert naive_low > 0.4 + 0.3
+    effects = drivers.affiliate_effects(frame)
+    assert [e.method for e in effects] == list(drivers.ESTIMATORS)
+    first = effects[0].as_dict()
+    assert first["units_change"] == pytest.approx(math.expm1(first["estimate"]))
+    assert first["n_treated"] + first["n_control"] == 4000
+    assert first["note"] == ""
+
+
+def test_an_effect_that_cannot_be_estimated_says_why() -> None:
+    frame = confounded_products(50, effect=0.4, seed=2)
+    frame[drivers.TREATMENT] = True  # no control products at all
+    effects = drivers.affiliate_effects(frame)
+    assert all(
+        e.note == "not estimable on these 50 products: 50 with and 0 without the programme"
+        for e in effects
+    )
+    assert effects[0].as_dict()["estimate"] is None
+
+
+def test_modelled_products_need_the_full_window_of_first_sales(spark: SparkSession) -> None:
+    frame = constructed_products(3, seed=1)
+    frame["feature_sales"] = [10, 9, 10]
+    frame.loc[2, "price_level"] = None
+    kept = drivers.modelled_products(spark.createDataFrame(frame), early_sales=10)
+    assert [r[s.PRODUCT_ID] for r in kept.collect()] == [0]
+
+
+def test_too_few_products_skip_the_model_with_a_note(spark: SparkSession, config: Config) -> None:
+    frame = constructed_products(30, seed=5)
+    frame[drivers.TREATMENT] = frame[s.PRODUCT_ID] % 2 == 0
+    frame["units"] = np.exp(frame[drivers.TARGET]).round().astype(int) + 1
+    products = drivers.with_split(spark.createDataFrame(frame), 0.2, 1)
+    analysis = drivers.analyse(spark, products, n_products=45, config=config.drivers)
+    assert analysis.model["note"] == (
+        "only 30 products have 10 sales; the model needs drivers.min_products (100)"
+    )
+    assert (analysis.model["products"], analysis.model["products_modelled"]) == (45, 30)
+    assert list(analysis.importance["feature"]) == drivers.FEATURES
+    assert analysis.importance["permutation_importance"].isna().all()
+    assert len(analysis.effects) == len(drivers.ESTIMATORS)
