@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA ?= data/generated
 OUT ?= out
 
-.PHONY: demo test lint java venv clean
+.PHONY: demo test lint java chromium venv clean
 
 venv: $(STAMP)
 
@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 java:
 	@bash scripts/ensure-java.sh
 
+chromium:
+	@bash scripts/ensure-chromium.sh
+
 demo: venv java
 	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/generate.py --output $(DATA)
 	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/validate.py --input $(DATA) --output $(OUT)
@@ -27,12 +30,14 @@ demo: venv java
 	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/segments.py --input $(OUT) --output $(OUT)
 	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/drivers.py --input $(OUT) --output $(OUT)
 	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/forecast.py --input $(OUT) --output $(OUT)
+	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/report.py --input $(OUT) --output $(OUT)
+	@echo "report: $(abspath $(OUT))/report/report.html"
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: venv java lint
+test: venv java chromium lint
 	$(BIN)/pytest
 
 clean:

@@ -57,7 +57,7 @@ mkdir -p "$root/build"
 import pathlib, sys, zipfile
 root = pathlib.Path(sys.argv[1])
 with zipfile.ZipFile(root / "build" / "hotmart_spark.zip", "w", zipfile.ZIP_DEFLATED) as bundle:
-    for path in sorted((root / "hotmart_spark").rglob("*.py")):
+    for path in sorted(p for p in (root / "hotmart_spark").rglob("*") if p.suffix in (".py", ".j2")):
         bundle.write(path, path.relative_to(root))
 PY
 

@@ -20,6 +20,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType
 
+from hotmart_spark import io
 from hotmart_spark import schema as s
 from hotmart_spark.config import GeneratorConfig, separator_char
 
@@ -164,6 +165,19 @@ class Sizes:
             buyers=min(rows, scaled(REAL_BUYERS)),
             origins=min(rows, scaled(REAL_ORIGINS)),
         )
+
+
+# The generator leaves this file beside its export: a run can tell its input was synthetic.
+CALIBRATION_FILE = "_calibration.json"
+
+
+def is_generated(path: str) -> bool:
+    """Whether the input at path (a file or a folder) was written by this generator."""
+    if not io.is_local(path):
+        return False
+    local = io.local_path(path)
+    folder = local if local.is_dir() else local.parent
+    return (folder / CALIBRATION_FILE).is_file()
 
 
 def uniform(seed: int, stream: str, *keys: Column) -> Column:

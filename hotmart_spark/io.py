@@ -306,6 +306,13 @@ def versions() -> dict[str, str]:
     }
 
 
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace the file at path so that a reader sees the old or the new content, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
 def merge_json(
     path: Path, keys: tuple[str, ...], value: Any, extra: Mapping[str, Any] | None = None
 ) -> Path:
@@ -320,10 +327,8 @@ def merge_json(
     node[keys[-1]] = value
     document.update(extra or {})
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
     text = json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomically(path, text.encode("utf-8"))
     return path
 
 

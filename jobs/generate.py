@@ -36,7 +36,7 @@ def main(spark: SparkSession, config: Config) -> list[generate.Check]:
         raw.unpersist()
     print(generate.calibration_table(checks))
     if io.is_local(out):
-        report = io.local_path(out) / "_calibration.json"
+        report = io.local_path(out) / generate.CALIBRATION_FILE
         report.write_text(
             json.dumps([c.__dict__ for c in checks], indent=2) + "\n", encoding="utf-8"
         )

@@ -10,7 +10,7 @@ from typing import Any
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 
-from hotmart_spark import io, quality
+from hotmart_spark import generate, io, quality
 from hotmart_spark import schema as s
 from hotmart_spark.cli import run_job
 from hotmart_spark.config import Config
@@ -77,6 +77,7 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
             "z_min": counts["z_min"],
             "period_start": config.period.start.isoformat(),
             "period_end": config.period.end.isoformat(),
+            "synthetic": generate.is_generated(source),
         },
     )
     log.info(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +36,51 @@ def spark() -> Iterator[SparkSession]:
 @pytest.fixture(scope="session")
 def config() -> Config:
     return load_config()
+
+
+@dataclass(frozen=True)
+class SmallRun:
+    raw: Path
+    out: Path
+    results: dict[str, Any]  # what each job's main returned, by stage
+
+
+@pytest.fixture(scope="session")
+def small_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> SmallRun:
+    """Every job in order on 5,000 generated rows (1% defects), once for the whole suite."""
+    from jobs import aggregates, drivers, forecast, generate, report, segments, validate
+
+    root = tmp_path_factory.mktemp("small_run")
+    raw, out = root / "raw", root / "out"
+    stage = [f"paths.input={out}", f"paths.output={out}"]
+    results: dict[str, Any] = {}
+    results["generate"] = generate.main(
+        spark,
+        load_config(
+            overrides=[
+                f"paths.output={raw}",
+                "generator.rows=5000",
+                "generator.defects=0.01",
+                "generator.files=2",
+            ]
+        ),
+    )
+    results["validate"] = validate.main(
+        spark, load_config(overrides=[f"paths.input={raw}", f"paths.output={out}"])
+    )
+    results["aggregates"] = aggregates.main(spark, load_config(overrides=stage))
+    results["segments"] = segments.main(spark, load_config(overrides=stage))
+    # 5,000 rows have few products with 10 sales; 3 first sales leave enough to model.
+    small_catalogue = [
+        *stage,
+        "drivers.early_sales=3",
+        "drivers.min_products=20",
+        "drivers.trees=10",
+    ]
+    results["drivers"] = drivers.main(spark, load_config(overrides=small_catalogue))
+    results["forecast"] = forecast.main(spark, load_config(overrides=stage))
+    results["report"] = report.main(spark, load_config(overrides=stage))
+    return SmallRun(raw, out, results)
 
 
 def purchase(purchase_id: int, **fields: Any) -> dict[str, Any]:

@@ -4,36 +4,33 @@ import json
 from pathlib import Path
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from hotmart_spark import drivers
 from hotmart_spark.config import load_config
 from hotmart_spark.errors import UserError
 from jobs import aggregates as aggregates_job
-from jobs import drivers as drivers_job
 from jobs import forecast as forecast_job
-from jobs import generate as generate_job
-from jobs import segments as segments_job
 from jobs import validate as validate_job
-from tests.conftest import HEADER
+from tests.conftest import HEADER, SmallRun
 
 
-def test_generate_then_validate(spark: SparkSession, tmp_path: Path) -> None:
-    raw, out = tmp_path / "raw", tmp_path / "out"
-    config = load_config(
-        overrides=[
-            f"paths.output={raw}",
-            "generator.rows=5000",
-            "generator.defects=0.01",
-            "generator.files=2",
-        ]
-    )
-    checks = generate_job.main(spark, config)
+def read(spark: SparkSession, out: Path, mart: str) -> DataFrame:
+    return spark.read.parquet(str(out / "marts" / mart))
+
+
+def insights_of(out: Path) -> dict:
+    return json.loads((out / "report" / "insights.json").read_text())
+
+
+def test_generate(small_run: SmallRun) -> None:
+    checks = small_run.results["generate"]
     assert checks[0].metric == "rows" and checks[0].ok
-    assert json.loads((raw / "_calibration.json").read_text())[0]["metric"] == "rows"
+    assert json.loads((small_run.raw / "_calibration.json").read_text())[0]["metric"] == "rows"
 
-    config = load_config(overrides=[f"paths.input={raw}", f"paths.output={out}"])
-    record = validate_job.main(spark, config)
+
+def test_validate(spark: SparkSession, small_run: SmallRun) -> None:
+    out, record = small_run.out, small_run.results["validate"]
     assert record["rows_in"] == record["rows_clean"] + record["rows_quarantined"]
     assert record["rows_quarantined"] > 0
     manifest = json.loads((out / "manifest.json").read_text())
@@ -45,12 +42,18 @@ def test_generate_then_validate(spark: SparkSession, tmp_path: Path) -> None:
     months = sorted(p.name for p in (out / "clean").glob("purchase_month=*"))
     assert months == [f"purchase_month=2016-0{m}" for m in range(1, 7)]
     assert spark.read.parquet(str(out / "clean")).count() == record["rows_clean"]
-    insights = json.loads((out / "report" / "insights.json").read_text())
-    assert insights["run"]["rows_in"] == record["rows_in"]
-    assert insights["run"]["value_unit"] == "relative value units"
+    run = insights_of(out)["run"]
+    assert run["rows_in"] == record["rows_in"]
+    assert run["value_unit"] == "relative value units"
+    assert run["synthetic"] is True
 
-    config = load_config(overrides=[f"paths.input={out}", f"paths.output={out}"])
-    result = aggregates_job.main(spark, config)
+
+def test_aggregates(spark: SparkSession, small_run: SmallRun) -> None:
+    out, record, result = (
+        small_run.out,
+        small_run.results["validate"],
+        small_run.results["aggregates"],
+    )
     for mart in (
         "producers",
         "pareto",
@@ -79,7 +82,13 @@ def test_generate_then_validate(spark: SparkSession, tmp_path: Path) -> None:
         "marts"
     ] == sorted(result["marts"])
 
-    segments = segments_job.main(spark, config)
+
+def test_segments(spark: SparkSession, small_run: SmallRun) -> None:
+    out, record, segments = (
+        small_run.out,
+        small_run.results["validate"],
+        small_run.results["segments"],
+    )
     buyer_rfm = spark.read.parquet(str(out / "marts" / "buyer_rfm"))
     assert buyer_rfm.columns[:8] == [
         "buyer_id",
@@ -110,17 +119,9 @@ def test_generate_then_validate(spark: SparkSession, tmp_path: Path) -> None:
     silhouettes = spark.read.parquet(str(out / "marts" / "producer_cluster_silhouettes"))
     assert silhouettes.count() == len(segments["cluster_silhouettes"])
 
-    # 5,000 rows have few products with 10 sales; 3 first sales leave enough to model.
-    small_catalogue = load_config(
-        overrides=[
-            f"paths.input={out}",
-            f"paths.output={out}",
-            "drivers.early_sales=3",
-            "drivers.min_products=20",
-            "drivers.trees=10",
-        ]
-    )
-    found = drivers_job.main(spark, small_catalogue)
+
+def test_drivers(spark: SparkSession, small_run: SmallRun) -> None:
+    out, record, found = small_run.out, small_run.results["validate"], small_run.results["drivers"]
     product_mart = spark.read.parquet(str(out / "marts" / "products"))
     clean = spark.read.parquet(str(out / "clean"))
     assert product_mart.count() == clean.select("product_id").distinct().count()
@@ -137,7 +138,13 @@ def test_generate_then_validate(spark: SparkSession, tmp_path: Path) -> None:
     for mart in ("product_drivers", "product_model", "product_effects", "product_feature_groups"):
         assert spark.read.parquet(str(out / "marts" / mart)).count() > 0, mart
 
-    forecast = forecast_job.main(spark, config)
+
+def test_forecast(spark: SparkSession, small_run: SmallRun) -> None:
+    out, record, forecast = (
+        small_run.out,
+        small_run.results["validate"],
+        small_run.results["forecast"],
+    )
     insights = json.loads((out / "report" / "insights.json").read_text())["forecast"]
     assert insights["last_complete_month"] == "2016-06"
     assert [m["month"] for m in insights["months"]] == ["2016-07", "2016-08", "2016-09"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame, Window
@@ -105,3 +106,8 @@ def concentration(
 def top_share_column(k: float) -> str:
     """Column name of the top k share: 0.05 -> top_5pct."""
     return f"top_{k * 100:g}pct"
+
+
+def top_count(n: int, k: float) -> int:
+    """How many of n producers the top k share holds: ceil(k * n), as `concentration` counts."""
+    return math.ceil(n * k - CEIL_SLACK)

@@ -1,0 +1,1 @@
+"""The storytelling report: charts (matplotlib), sentences and one self-contained HTML page."""

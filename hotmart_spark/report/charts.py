@@ -1,0 +1,260 @@
+"""The report's charts: matplotlib on the small marts, one style, units on every axis."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and CI
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+MAIN = "#1f5f8b"
+ACCENT = "#d1495b"
+MUTED = "#9aa5b1"
+LIGHT = "#c9dcec"
+STYLE = {
+    "figure.dpi": 110,
+    "savefig.dpi": 110,
+    "font.size": 10,
+    "axes.titlesize": 12,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#e5e8eb",
+    "grid.linewidth": 0.8,
+    "axes.axisbelow": True,
+    "legend.frameon": False,
+}
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+thousands = FuncFormatter(lambda x, _: f"{x:,.0f}")
+share = PercentFormatter(xmax=1.0, decimals=0)
+
+
+@contextmanager
+def figure(width: float = 9.0, height: float = 4.2, ncols: int = 1) -> Iterator[Figure]:
+    """A figure in the report's style, closed after use so long runs do not pile them up."""
+    with plt.rc_context(STYLE):
+        fig, _ = plt.subplots(1, ncols, figsize=(width, height), layout="constrained")
+        try:
+            yield fig
+        finally:
+            plt.close(fig)
+
+
+def png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def pareto(curve: pd.DataFrame, top_shares: dict[float, float]) -> bytes:
+    """Share of value against share of producers, from the biggest down, with the top cuts."""
+    with figure(7.5, 4.6) as fig:
+        ax = fig.axes[0]
+        ax.plot(curve["producer_share"], curve["revenue_share"], color=MAIN, lw=2.2)
+        ax.plot([0, 1], [0, 1], color=MUTED, ls="--", lw=1, label="every producer equal")
+        for k, value in sorted(top_shares.items()):
+            ax.plot([k, k], [0, value], color=ACCENT, lw=1, ls=":")
+            ax.plot(k, value, "o", color=ACCENT)
+            ax.annotate(
+                f"top {k:.0%}: {value:.0%}",
+                (k, value),
+                xytext=(8, -14),
+                textcoords="offset points",
+                fontsize=9,
+            )
+        ax.set(
+            xlim=(0, 1),
+            ylim=(0, 1.02),
+            xlabel="share of producers, biggest first",
+            ylabel="share of value",
+            title="How much of the value the biggest producers make",
+        )
+        ax.xaxis.set_major_formatter(share)
+        ax.yaxis.set_major_formatter(share)
+        ax.legend(loc="lower right")
+        return png(fig)
+
+
+def monthly_forecast(monthly: pd.DataFrame, backtest: pd.DataFrame, unit: str) -> bytes:
+    """Monthly value with the forecast fan (80 and 95%), and each model's backtest error."""
+    with figure(11, 4.4, ncols=2) as fig:
+        ax, errors = fig.axes
+        actual = monthly[monthly["kind"] == "actual"]
+        ahead = monthly[monthly["kind"] == "forecast"]
+        x_actual = np.arange(len(actual))
+        x_ahead = np.arange(len(actual), len(actual) + len(ahead))
+        ax.plot(x_actual, actual["value"], "o-", color=MAIN, lw=2, label="actual")
+        # The fan starts at the last actual month so the forecast reads as its continuation.
+        fan_x = np.concatenate([[x_actual[-1]], x_ahead])
+        last = actual["value"].iloc[-1]
+        for low, high, alpha, name in (
+            ("lo95", "hi95", 0.18, "95%"),
+            ("lo80", "hi80", 0.35, "80%"),
+        ):
+            ax.fill_between(
+                fan_x,
+                np.concatenate([[last], ahead[low]]),
+                np.concatenate([[last], ahead[high]]),
+                color=ACCENT,
+                alpha=alpha,
+                lw=0,
+                label=f"{name} interval",
+            )
+        ax.plot(
+            fan_x,
+            np.concatenate([[last], ahead["value"]]),
+            "o--",
+            color=ACCENT,
+            lw=2,
+            label="forecast",
+        )
+        ax.set_xticks(np.concatenate([x_actual, x_ahead]))
+        ax.set_xticklabels(list(actual["month"]) + list(ahead["month"]), rotation=45, ha="right")
+        ax.set(ylabel=f"value ({unit})", title="Monthly value and the next three months")
+        ax.yaxis.set_major_formatter(thousands)
+        ax.set_ylim(bottom=0)
+        ax.legend(loc="lower left", fontsize=8)
+
+        ranked = backtest.sort_values("mape", ascending=False)
+        colours = [
+            ACCENT if c else (MUTED if m.startswith(("naive", "seasonal")) else MAIN)
+            for m, c in zip(ranked["model"], ranked["chosen"], strict=True)
+        ]
+        errors.barh(ranked["model"], ranked["mape"], color=colours)
+        for y, value in enumerate(ranked["mape"]):
+            errors.annotate(
+                f"{value:.1f}%",
+                (value, y),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+            )
+        errors.set(
+            xlabel="backtest MAPE of monthly totals (%)",
+            title="Backtest error (red: chosen; grey: naive)",
+        )
+        errors.grid(axis="y", visible=False)
+        return png(fig)
+
+
+def monthly_value(monthly: pd.DataFrame, unit: str) -> bytes:
+    """Value per calendar month with its change on the month before."""
+    with figure(9, 3.8) as fig:
+        ax = fig.axes[0]
+        x = np.arange(len(monthly))
+        ax.bar(x, monthly["value"], color=MAIN)
+        for i, growth in enumerate(monthly["growth"]):
+            if pd.notna(growth):
+                ax.annotate(
+                    f"{growth:+.0%}",
+                    (i, monthly["value"].iloc[i]),
+                    xytext=(0, 3),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize=9,
+                )
+        ax.set_xticks(x, monthly["month"])
+        ax.set(ylabel=f"value ({unit})", title="Value per month and its change on the month before")
+        ax.yaxis.set_major_formatter(thousands)
+        ax.grid(axis="x", visible=False)
+        return png(fig)
+
+
+def weekday_hour(table: pd.DataFrame, unit: str) -> bytes:
+    """Value by weekday and hour of day."""
+    grid = (
+        table.pivot_table(index="weekday", columns="hour", values="value", aggfunc="sum")
+        .reindex(index=range(1, 8), columns=range(24))
+        .fillna(0.0)
+    )
+    with figure(11, 3.6) as fig:
+        ax = fig.axes[0]
+        image = ax.imshow(grid.to_numpy(), aspect="auto", cmap="Blues")
+        ax.set_yticks(range(7), WEEKDAYS)
+        ax.set_xticks(range(24))
+        ax.set(xlabel="hour of day (as stored)", title="When the value comes in")
+        ax.grid(False)
+        fig.colorbar(image, ax=ax, label=f"value ({unit})", format=thousands)
+        return png(fig)
+
+
+def breakdown_bars(breakdowns: pd.DataFrame, dimensions: tuple[str, ...], top: int = 12) -> bytes:
+    """Share of value per level of each dimension, the largest `top` levels."""
+    with figure(11, 4.6, ncols=len(dimensions)) as fig:
+        for ax, dimension in zip(fig.axes, dimensions, strict=True):
+            rows = breakdowns[breakdowns["dimension"] == dimension].nlargest(top, "value_share")
+            rows = rows.iloc[::-1]
+            ax.barh(rows["level"], rows["value_share"], color=MAIN)
+            ax.xaxis.set_major_formatter(share)
+            ax.set(xlabel="share of value", title=f"Value by {dimension.replace('_', ' ')}")
+            ax.grid(axis="y", visible=False)
+        return png(fig)
+
+
+def share_pairs(
+    table: pd.DataFrame, label: str, first: tuple[str, str], second: tuple[str, str], title: str
+) -> bytes:
+    """Two shares side by side per row (for example buyers and value per segment)."""
+    rows = table.iloc[::-1]
+    y = np.arange(len(rows))
+    with figure(9, max(2.6, 0.45 * len(rows) + 1.2)) as fig:
+        ax = fig.axes[0]
+        ax.barh(y + 0.2, rows[first[0]], height=0.4, color=MUTED, label=first[1])
+        ax.barh(y - 0.2, rows[second[0]], height=0.4, color=MAIN, label=second[1])
+        ax.set_yticks(y, rows[label])
+        ax.xaxis.set_major_formatter(share)
+        ax.set(xlabel="share", title=title)
+        ax.grid(axis="y", visible=False)
+        ax.legend(loc="lower right")
+        return png(fig)
+
+
+def drivers(importance: pd.DataFrame, effects: pd.DataFrame) -> bytes:
+    """Permutation importance per feature, and the affiliate programme's effect estimates."""
+    with figure(11, 4.8, ncols=2) as fig:
+        bars, estimates = fig.axes
+        rows = importance.dropna(subset=["permutation_importance"]).iloc[::-1]
+        bars.barh(
+            rows["feature"],
+            rows["permutation_importance"],
+            xerr=rows["permutation_importance_sd"],
+            color=MAIN,
+            ecolor=MUTED,
+        )
+        bars.axvline(0, color="black", lw=0.8)
+        bars.set(xlabel="drop in holdout R² when shuffled", title="Feature importance")
+        bars.grid(axis="y", visible=False)
+        known = effects.dropna(subset=["estimate"]).iloc[::-1]
+        y = np.arange(len(known))
+        centre = known["estimate"].to_numpy()
+        estimates.errorbar(
+            centre,
+            y,
+            xerr=[centre - known["ci_low"].to_numpy(), known["ci_high"].to_numpy() - centre],
+            fmt="o",
+            color=ACCENT,
+            capsize=4,
+        )
+        estimates.axvline(0, color="black", lw=0.8)
+        estimates.set_yticks(y, [textwrap.fill(m, 22) for m in known["method"]])
+        estimates.set(
+            xlabel="effect on log(units), 95% interval",
+            title="Affiliate programme effect",
+        )
+        estimates.grid(axis="y", visible=False)
+        if len(known):
+            estimates.set_ylim(-0.6, len(known) - 0.4)
+        return png(fig)

@@ -1,0 +1,273 @@
+"""Assemble the report: charts from the marts, sentences from insights.json, one HTML page."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from hotmart_spark.report import charts, story
+from hotmart_spark.report.story import amount, count, pct
+from hotmart_spark.transforms.ranking import top_count
+
+# The marts the report reads, with the job that writes each: all small by construction.
+MARTS = {
+    "pareto": "aggregates",
+    "weekday_hour": "aggregates",
+    "breakdowns": "aggregates",
+    "channels": "aggregates",
+    "rfm_segments": "segments",
+    "producer_cluster_profiles": "segments",
+    "product_drivers": "drivers",
+    "product_effects": "drivers",
+    "forecast_monthly": "forecast",
+    "forecast_backtest": "forecast",
+}
+# insights.json sections the report needs, with the job that writes each.
+SECTIONS = {
+    "run": "validate",
+    "producers": "aggregates",
+    "trends": "aggregates",
+    "segments": "segments",
+    "drivers": "drivers",
+    "forecast": "forecast",
+}
+QUESTIONS = {
+    "producers": "Does the platform depend on its biggest producers?",
+    "trends": "What patterns and trends does the data show?",
+    "segments": "Which segments do buyers and producers form?",
+    "drivers": "What makes a product sell more?",
+    "forecast": "How much will the next three months bring?",
+}
+
+
+@dataclass(frozen=True)
+class Report:
+    html: str
+    charts: dict[str, bytes]  # chart name -> PNG
+
+
+@dataclass(frozen=True)
+class Table:
+    caption: str
+    columns: list[str]
+    rows: list[list[str]]
+
+
+def build_charts(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> dict[str, bytes]:
+    unit = insights["run"]["value_unit"]
+    top = {float(k): v for k, v in insights["producers"]["top_share_by_revenue"].items()}
+    backtest = marts["forecast_backtest"]
+    return {
+        "pareto": charts.pareto(marts["pareto"], top),
+        "monthly_forecast": charts.monthly_forecast(
+            marts["forecast_monthly"].sort_values("month"),
+            backtest[backtest["horizon"] == "all"],
+            unit,
+        ),
+        "monthly_value": charts.monthly_value(pd.DataFrame(insights["trends"]["monthly"]), unit),
+        "weekday_hour": charts.weekday_hour(marts["weekday_hour"], unit),
+        "categories": charts.breakdown_bars(marts["breakdowns"], ("category", "niche")),
+        "channels": charts.share_pairs(
+            marts["channels"],
+            "channel",
+            ("units_share", "share of units"),
+            ("value_share", "share of value"),
+            "Affiliate against direct sales",
+        ),
+        "rfm_segments": charts.share_pairs(
+            marts["rfm_segments"].sort_values("value_share", ascending=False),
+            "segment",
+            ("buyer_share", "share of buyers"),
+            ("value_share", "share of value"),
+            "Buyer segments: how many, and how much they bring",
+        ),
+        "producer_clusters": charts.share_pairs(
+            marts["producer_cluster_profiles"].sort_values("value_share", ascending=False),
+            "label",
+            ("producer_share", "share of producers"),
+            ("value_share", "share of value"),
+            "Producer clusters",
+        ),
+        "drivers": charts.drivers(marts["product_drivers"], marts["product_effects"]),
+    }
+
+
+def _tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> dict[str, list[Table]]:
+    p, unit = insights["producers"], insights["run"]["value_unit"]
+    n = p["n_producers"]
+    top = Table(
+        "Share of value of the top producers by value",
+        ["top", "producers", "share of value"],
+        [
+            [f"{float(k):.0%}", count(top_count(n, float(k))), pct(v)]
+            for k, v in sorted(p["top_share_by_revenue"].items(), key=lambda kv: float(kv[0]))
+        ],
+    )
+    monthly = Table(
+        f"Monthly value ({unit}), units and buyers",
+        ["month", "value", "units", "buyers", "growth"],
+        [
+            [
+                m["month"],
+                amount(m["value"]),
+                count(m["units"]),
+                count(m["buyers"]),
+                "" if m["growth"] is None else story.signed_pct(m["growth"], 1),
+            ]
+            for m in insights["trends"]["monthly"]
+        ],
+    )
+    rfm = Table(
+        "Buyer segments",
+        ["segment", "buyers", "share of buyers", "share of value", "top categories"],
+        [
+            [
+                r["segment"],
+                count(r["buyers"]),
+                pct(r["buyer_share"]),
+                pct(r["value_share"]),
+                ", ".join(r["top_categories"]),
+            ]
+            for r in sorted(insights["segments"]["rfm"], key=lambda r: -r["value_share"])
+        ],
+    )
+    profiles = marts["producer_cluster_profiles"].sort_values("value_share", ascending=False)
+    clusters = Table(
+        f"Producer clusters (means per producer; value in {unit})",
+        [
+            "cluster",
+            "producers",
+            "share of value",
+            "value",
+            "units",
+            "products",
+            "affiliate share",
+            "months active",
+        ],
+        [
+            [
+                r.label,
+                count(r.producers),
+                pct(r.value_share),
+                amount(r.mean_revenue),
+                count(r.mean_units),
+                f"{r.mean_products:.1f}",
+                pct(r.mean_affiliate_units_share),
+                f"{r.mean_months_active:.1f}",
+            ]
+            for r in profiles.itertuples()
+        ],
+    )
+    drivers = Table(
+        "Product features: rank correlation with units and importance in the model",
+        ["feature", "Spearman", "permutation importance", "impurity importance"],
+        [
+            [
+                r.feature,
+                "" if pd.isna(r.spearman) else f"{r.spearman:+.3f}",
+                ""
+                if pd.isna(r.permutation_importance)
+                else f"{r.permutation_importance:+.4f} ± {r.permutation_importance_sd:.4f}",
+                "" if pd.isna(r.impurity_importance) else f"{r.impurity_importance:.3f}",
+            ]
+            for r in marts["product_drivers"].itertuples()
+        ],
+    )
+    f = insights["forecast"]
+    ahead = Table(
+        f"Forecast ({unit}) by {f['model']}",
+        ["month", "value", "80% interval", "95% interval", "platform revenue"],
+        [
+            [
+                m["month"],
+                amount(m["value"]),
+                f"{amount(m['lo80'])} to {amount(m['hi80'])}",
+                f"{amount(m['lo95'])} to {amount(m['hi95'])}",
+                amount(m["platform_revenue"]),
+            ]
+            for m in f["months"]
+        ],
+    )
+    backtest = Table(
+        "Backtest over all scored months (MASE below 1: better than a month-to-month change)",
+        ["model", "months", "MAPE", "MAE", "MASE", "80% coverage"],
+        [
+            [
+                r["model"] + (" (chosen)" if r["model"] == f["model"] else ""),
+                str(r["n"]),
+                f"{r['mape']:.1f}%",
+                amount(r["mae"]),
+                "" if r["mase"] is None else f"{r['mase']:.2f}",
+                pct(r["coverage80"], 0),
+            ]
+            for r in sorted(f["backtest"], key=lambda r: r["mae"])
+        ],
+    )
+    return {
+        "producers": [top],
+        "trends": [monthly],
+        "segments": [rfm, clusters],
+        "drivers": [drivers],
+        "forecast": [ahead, backtest],
+    }
+
+
+def build_report(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> Report:
+    """The page and its charts from insights.json and the report's marts."""
+    stories = {
+        "producers": story.producers(insights["producers"]),
+        "trends": story.trends(insights["trends"], marts["breakdowns"], marts["weekday_hour"]),
+        "segments": story.segments(insights["segments"]),
+        "drivers": story.drivers(insights["drivers"]),
+        "forecast": story.forecast(insights["forecast"], marts["forecast_backtest"]),
+    }
+    section_charts = {
+        "producers": ["pareto"],
+        "trends": ["monthly_value", "weekday_hour", "categories", "channels"],
+        "segments": ["rfm_segments", "producer_clusters"],
+        "drivers": ["drivers"],
+        "forecast": ["monthly_forecast"],
+    }
+    pngs = build_charts(insights, marts)
+    tables = _tables(insights, marts)
+    run = insights["run"]
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    template = environment.from_string(
+        resources.files("hotmart_spark.report").joinpath("report.html.j2").read_text("utf-8")
+    )
+    html = template.render(
+        title="Marketplace purchases: five questions answered",
+        subtitle=(
+            f"{count(run['rows_clean'])} clean purchases from {run['period_start']} to "
+            f"{run['period_end']}; values in {run['value_unit']}. Built "
+            f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by hotmart-spark."
+        ),
+        summary=[
+            {"question": QUESTIONS[key], "answer": stories[key]["answer"]} for key in QUESTIONS
+        ],
+        sections=[
+            {
+                "id": key,
+                "question": QUESTIONS[key],
+                "answer": stories[key]["answer"],
+                "details": stories[key]["details"],
+                "charts": section_charts[key],
+                "tables": tables[key],
+            }
+            for key in QUESTIONS
+        ],
+        charts={name: base64.b64encode(data).decode("ascii") for name, data in pngs.items()},
+        quality=story.quality(run),
+        quarantine=[
+            (rule, count(n))
+            for rule, n in sorted(run["quarantine_by_rule"].items(), key=lambda kv: -kv[1])
+        ],
+        caveats=story.caveats(run),
+    )
+    return Report(html, pngs)

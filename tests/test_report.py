@@ -1,0 +1,209 @@
+"""The report: built from the small run, numbers equal to the marts, valid charts, a page that
+opens in a real browser with every image decoded and the five answers."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import matplotlib.image
+import pandas as pd
+import pytest
+from pyspark.sql import SparkSession
+
+from hotmart_spark.report import story
+from hotmart_spark.report.page import MARTS, QUESTIONS
+from hotmart_spark.transforms.ranking import top_count
+from tests.conftest import SmallRun
+
+CHARTS = {
+    "pareto",
+    "monthly_value",
+    "monthly_forecast",
+    "weekday_hour",
+    "categories",
+    "channels",
+    "rfm_segments",
+    "producer_clusters",
+    "drivers",
+}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def report_dir(small_run: SmallRun) -> Path:
+    return small_run.out / "report"
+
+
+def insights(small_run: SmallRun) -> dict:
+    return json.loads((report_dir(small_run) / "insights.json").read_text())
+
+
+def mart(spark: SparkSession, small_run: SmallRun, name: str):
+    return spark.read.parquet(str(small_run.out / "marts" / name)).toPandas()
+
+
+def test_every_chart_is_a_png_that_decodes(small_run: SmallRun) -> None:
+    assert set(small_run.results["report"]["charts"]) == CHARTS
+    for name in CHARTS:
+        path = report_dir(small_run) / f"{name}.png"
+        assert path.read_bytes()[:8] == PNG_MAGIC, name
+        height, width, _ = matplotlib.image.imread(path).shape
+        assert width > 300 and height > 200, name
+
+
+def test_the_page_is_self_contained(small_run: SmallRun) -> None:
+    html = (report_dir(small_run) / "report.html").read_text(encoding="utf-8")
+    assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", html, flags=re.IGNORECASE)
+    sources = re.findall(r'<img src="([^"]+)"', html)
+    assert sources and all(src.startswith("data:image/png;base64,") for src in sources)
+    assert {name for name in re.findall(r'alt="(\w+) chart"', html)} == CHARTS
+    assert html.count('class="summary-answer"') == len(QUESTIONS)
+    assert "relative value units" in html
+    assert "synthetic data" in html
+
+
+def test_insight_numbers_equal_the_marts(spark: SparkSession, small_run: SmallRun) -> None:
+    found = insights(small_run)
+    producers = mart(spark, small_run, "producers").sort_values("revenue_rank")
+    total, n = producers["revenue"].sum(), len(producers)
+    p = found["producers"]
+    assert p["n_producers"] == n
+    assert p["n_top"] == int(producers["is_top"].sum())
+    assert p["top_revenue_share"] == pytest.approx(
+        producers.loc[producers["is_top"], "revenue"].sum() / total
+    )
+    for k, share in p["top_share_by_revenue"].items():
+        top = producers["revenue"].iloc[: top_count(n, float(k))].sum()
+        assert share == pytest.approx(top / total), k
+
+    monthly = mart(spark, small_run, "monthly_revenue").sort_values("month")
+    assert [m["value"] for m in found["trends"]["monthly"]] == pytest.approx(
+        monthly["value"].tolist()
+    )
+    assert [m["units"] for m in found["trends"]["monthly"]] == monthly["units"].tolist()
+
+    segments = mart(spark, small_run, "rfm_segments").set_index("segment")
+    for row in found["segments"]["rfm"]:
+        assert row["buyers"] == segments.loc[row["segment"], "buyers"]
+        assert row["value_share"] == pytest.approx(segments.loc[row["segment"], "value_share"])
+
+    drivers = mart(spark, small_run, "product_drivers").set_index("feature")
+    for row in found["drivers"]["features"]:
+        assert row["importance"] == pytest.approx(
+            drivers.loc[row["feature"], "permutation_importance"]
+        )
+    model = mart(spark, small_run, "product_model").iloc[0]
+    assert found["drivers"]["model"]["holdout_r2"] == pytest.approx(model["holdout_r2"])
+    effects = mart(spark, small_run, "product_effects")
+    for row, expected in zip(found["drivers"]["effects"], effects["estimate"], strict=True):
+        # An estimate that could not be had is null in both.
+        assert (
+            pd.isna(expected)
+            if row["estimate"] is None
+            else row["estimate"] == pytest.approx(expected)
+        )
+
+    ahead = mart(spark, small_run, "forecast_monthly").query("kind == 'forecast'")
+    ahead = ahead.sort_values("month")
+    for row, (_, expected) in zip(found["forecast"]["months"], ahead.iterrows(), strict=True):
+        for key in ("value", "lo80", "hi80", "lo95", "hi95"):
+            assert row[key] == pytest.approx(expected[key]), key
+    backtest = mart(spark, small_run, "forecast_backtest").query("horizon == 'all'")
+    for row in found["forecast"]["backtest"]:
+        expected = backtest.set_index("model").loc[row["model"]]
+        assert (row["mae"], row["mape"]) == (
+            pytest.approx(expected["mae"]),
+            pytest.approx(expected["mape"]),
+        )
+    assert found["run"]["rows_clean"] == small_run.results["validate"]["rows_clean"]
+
+
+def test_the_report_reads_only_summaries() -> None:
+    assert "clean" not in MARTS and "buyer_rfm" not in MARTS and "products" not in MARTS
+
+
+def test_number_formats() -> None:
+    assert story.count(1590315) == "1,590,315"
+    assert story.pct(0.63875) == "63.9%"
+    assert story.pct(0.5, 0) == "50%"
+    assert story.signed_pct(0.132) == "+13%"
+    assert story.signed_pct(-0.175, 1) == "-17.5%"
+    assert story.amount(153234.72) == "153,235"
+    assert story.month_name("2016-02") == "February 2016"
+
+
+def test_producer_sentence_from_hand_made_numbers() -> None:
+    numbers = {
+        "n_producers": 100,
+        "n_top": 4,
+        "p95_units": 50.0,
+        "top_revenue_share": 0.4,
+        "top_share_by_revenue": {"0.01": 0.2, "0.05": 0.6, "0.1": 0.7, "0.2": 0.8},
+        "gini": 0.75,
+        "hhi": 0.05,
+        "revenue_at_risk": {"1": 0.2, "5": 0.6, "10": 0.7, "50": 0.95},
+        "affiliate_units_share": 0.25,
+        "affiliate_value_share": 0.2,
+    }
+    answer = story.producers(numbers)["answer"]
+    assert answer == (
+        "Yes, heavily: the top 5% of producers (5 of 100) made 60.0% of the value, and the 4 "
+        "producers selling more than the 95th percentile of units (50) made 40.0%."
+    )
+    numbers["top_share_by_revenue"]["0.05"] = 0.2
+    assert story.producers(numbers)["answer"].startswith("Hardly: ")
+
+
+CHECK = """<script>
+window.addEventListener("load", () => {
+  const images = [...document.images];
+  const answers = [...document.querySelectorAll("li.summary-answer")]
+    .filter((li) => li.textContent.trim().length > 80);
+  const result = {
+    images: images.length,
+    decoded: images.filter((img) => img.complete && img.naturalWidth > 0).length,
+    answers: answers.length,
+  };
+  document.body.setAttribute("data-check", JSON.stringify(result));
+});
+</script>
+</body>"""
+
+
+def test_the_page_opens_in_headless_chromium(small_run: SmallRun, tmp_path: Path) -> None:
+    browser = shutil.which("chromium")
+    if browser is None:
+        pytest.fail("Chromium is not installed: run scripts/ensure-chromium.sh")
+    page = tmp_path / "report.html"
+    html = (report_dir(small_run) / "report.html").read_text(encoding="utf-8")
+    page.write_text(html.replace("</body>", CHECK), encoding="utf-8")
+    # The flags keep Chromium off the network (this machine has none) and out of the sandbox
+    # that root cannot use.
+    dom = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    match = re.search(r"data-check=\"([^\"]+)\"", dom)
+    assert match, "the check script did not run"
+    result = json.loads(match.group(1).replace("&quot;", '"'))
+    assert result == {"images": len(CHARTS), "decoded": len(CHARTS), "answers": len(QUESTIONS)}
