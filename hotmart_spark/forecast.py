@@ -67,7 +67,7 @@ class ModelForecast:
     daily: pd.DataFrame | None  # index: days; the same columns (None for monthly baselines)
     fitted: pd.Series | None  # one-step in-sample fitted values
     spec: str
-    aic: float | None
+    aic: float  # NaN for the naive baselines, which have no likelihood
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def naive_last_month(
     sigma = float(np.sqrt(np.mean(changes**2))) if len(changes) else np.nan
     steps = np.arange(1, len(months) + 1)
     monthly = _normal_monthly(float(totals[-1]), sigma * np.sqrt(steps), months)
-    return ModelForecast(monthly, None, None, "last complete month repeated", None)
+    return ModelForecast(monthly, None, None, "last complete month repeated", np.nan)
 
 
 def naive_mean_3_months(
@@ -185,7 +185,7 @@ def naive_mean_3_months(
     sigma = float(np.std(recent, ddof=1)) if len(recent) > 1 else np.nan
     sd = sigma * np.sqrt(1 + 1 / len(recent))
     monthly = _normal_monthly(float(recent.mean()), np.full(len(months), sd), months)
-    return ModelForecast(monthly, None, None, f"mean of the last {len(recent)} months", None)
+    return ModelForecast(monthly, None, None, f"mean of the last {len(recent)} months", np.nan)
 
 
 def seasonal_naive_weekly(
@@ -208,7 +208,7 @@ def seasonal_naive_weekly(
         paths[step] = before + shocks[step]
     monthly, daily = path_summaries(mean, paths, days, months)
     fitted = train.shift(WEEK)
-    return ModelForecast(monthly, daily, fitted, "same weekday of the last week", None)
+    return ModelForecast(monthly, daily, fitted, "same weekday of the last week", np.nan)
 
 
 def _simulated(
@@ -454,7 +454,7 @@ def forecast_revenue(series: DailySeries, settings: ForecastConfig) -> ForecastR
                 "model": name,
                 "kind": "baseline" if name in BASELINES else "statsmodels",
                 "spec": forecasts[name].spec if name in forecasts else None,
-                "aic": forecasts[name].aic if name in forecasts else None,
+                "aic": forecasts[name].aic if name in forecasts else np.nan,
                 "status": status[name],
                 "chosen": name == chosen,
             }
@@ -503,8 +503,9 @@ def daily_table(result: ForecastResult, units: pd.Series) -> pd.DataFrame:
     """Actual days with the chosen model's fit, then its forecast days, for the chart."""
     chosen = result.forecasts[result.chosen]
     history = pd.DataFrame({"actual": result.series.values})
-    history["units"] = units.reindex(history.index).fillna(0).astype("int64")
-    history["fitted"] = chosen.fitted
+    history["units"] = units.reindex(history.index).fillna(0).astype("Int64")
+    # A monthly baseline has no daily fit: the column stays numeric, its values missing.
+    history["fitted"] = chosen.fitted if chosen.fitted is not None else np.nan
     if chosen.daily is not None:
         ahead = chosen.daily.rename(columns={"mean": "forecast"})
     else:

@@ -212,6 +212,18 @@ def test_a_series_too_short_for_seasonal_models_falls_back_to_baselines(config) 
     skipped = result.models.set_index("model")["status"]
     assert skipped["sarimax_weekly"] == "skipped: series too short"
     assert result.forecasts["naive_last_month"].monthly["mean"].tolist() == [155.0] * 3
+    # The chart table keeps numeric columns numeric when the chosen model has no daily fit.
+    units = pd.Series(1, index=result.series.values.index)
+    daily = fc.daily_table(result, units)
+    assert (str(daily["fitted"].dtype), str(daily["units"].dtype)) == ("float64", "Int64")
+    assert daily["fitted"].isna().all()
+    # 155 a month spread over April's 30 days, May's 31 and June's 30.
+    ahead = daily["forecast"].dropna()
+    assert len(ahead) == 30 + 31 + 30
+    assert ahead.iloc[0] == pytest.approx(155 / 30)
+    assert ahead.iloc[30] == pytest.approx(5.0)
+    assert ahead.iloc[-1] == pytest.approx(155 / 30)
+    assert result.models.set_index("model")["aic"].isna().all()
 
 
 def test_a_model_that_cannot_fit_is_left_out_with_a_note(config) -> None:
