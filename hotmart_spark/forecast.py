@@ -25,6 +25,15 @@ from hotmart_spark.config import ForecastConfig
 from hotmart_spark.errors import UserError
 
 WEEK = 7
+# Spark types of the backtest tables, which are empty when there is no origin to backtest from.
+ERRORS_SCHEMA = (
+    "model string, origin string, month string, horizon long, actual double, "
+    "forecast double, lo95 double, lo80 double, hi80 double, hi95 double"
+)
+BACKTEST_SCHEMA = (
+    "model string, horizon string, n long, mape double, mae double, mase double, "
+    "coverage80 double, coverage95 double, chosen boolean"
+)
 # What a model raises on data it cannot take (non-positive days, singular matrices); such a model
 # is left out with a note instead of failing the run.
 FIT_ERRORS = (ValueError, np.linalg.LinAlgError)

@@ -46,15 +46,15 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     months = fc.monthly_table(result, config.value.platform_fee_rate)
     backtest = result.backtest.assign(chosen=result.backtest["model"] == result.chosen)
     tables = {
-        "forecast_monthly": months,
-        "forecast_candidates": fc.candidates_table(result),
-        "forecast_daily": fc.daily_table(result, units),
-        "forecast_backtest": backtest,
-        "forecast_backtest_errors": result.errors,
-        "forecast_models": result.models,
+        "forecast_monthly": (months, None),
+        "forecast_candidates": (fc.candidates_table(result), None),
+        "forecast_daily": (fc.daily_table(result, units), None),
+        "forecast_backtest": (backtest, fc.BACKTEST_SCHEMA),
+        "forecast_backtest_errors": (result.errors, fc.ERRORS_SCHEMA),
+        "forecast_models": (result.models, None),
     }
-    for name, table in tables.items():
-        io.write_small_table(spark.createDataFrame(table), f"{out}/marts/{name}")
+    for name, (table, schema) in tables.items():
+        io.write_small_table(spark.createDataFrame(table, schema), f"{out}/marts/{name}")
 
     ahead = months[months["kind"] == "forecast"]
     insights = {

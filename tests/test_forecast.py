@@ -8,6 +8,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from pyspark.sql import SparkSession
 from scipy.stats import norm
 
 from hotmart_spark import forecast as fc
@@ -201,7 +202,9 @@ def test_linear_trend_is_extrapolated(config) -> None:
     assert min(gains.values()) > 0.5
 
 
-def test_a_series_too_short_for_seasonal_models_falls_back_to_baselines(config) -> None:
+def test_a_series_too_short_for_seasonal_models_falls_back_to_baselines(
+    spark: SparkSession, config
+) -> None:
     settings = dataclasses.replace(config.forecast, min_seasonal_days=56)
     # 10 February to 31 March 2015: 50 days, one complete month (March).
     result = fc.forecast_revenue(series_of("2015-02-10", [5.0] * 50), settings)
@@ -224,6 +227,10 @@ def test_a_series_too_short_for_seasonal_models_falls_back_to_baselines(config) 
     assert ahead.iloc[30] == pytest.approx(5.0)
     assert ahead.iloc[-1] == pytest.approx(155 / 30)
     assert result.models.set_index("model")["aic"].isna().all()
+    # Nothing to backtest: the tables are empty and still typed for Spark.
+    backtest = result.backtest.assign(chosen=False)
+    assert spark.createDataFrame(backtest, fc.BACKTEST_SCHEMA).count() == 0
+    assert spark.createDataFrame(result.errors, fc.ERRORS_SCHEMA).count() == 0
 
 
 def test_a_model_that_cannot_fit_is_left_out_with_a_note(config) -> None:
