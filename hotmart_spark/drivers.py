@@ -136,7 +136,11 @@ def with_split(products: DataFrame, holdout_share: float, seed: int) -> DataFram
     """`holdout`: a fixed share of products by a hash of product_id and the seed, so the split
     does not depend on partitioning or row order."""
     bucket = F.pmod(F.xxhash64(F.col(s.PRODUCT_ID), F.lit(seed)), F.lit(10_000))
-    return products.withColumn("holdout", bucket < F.lit(round(holdout_share * 10_000)))
+    # Rows come out of a shuffle in the order its blocks arrived; the trees' split sampling
+    # and the permutations depend on row order, so it is fixed here.
+    return products.withColumn(
+        "holdout", bucket < F.lit(round(holdout_share * 10_000))
+    ).sortWithinPartitions(s.PRODUCT_ID)
 
 
 def pipeline(config: DriversConfig) -> Pipeline:
@@ -391,7 +395,11 @@ def analyse(
         return Analysis(importance_table({}, empty, {}), model, effects)
     correlations = spearman(modelled, NUMERIC_FEATURES, "units")
     fitted, scores, scored = fit_model(modelled, config)
-    holdout = scored.select(*FEATURES, TARGET).toPandas()
+    holdout = (
+        scored.select(s.PRODUCT_ID, *FEATURES, TARGET)
+        .toPandas()
+        .sort_values(s.PRODUCT_ID, ignore_index=True)
+    )
     scored.unpersist()
     permutation = permutation_importance(
         spark, fitted, holdout, FEATURES, config.permutation_repeats, config.seed

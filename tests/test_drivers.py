@@ -262,3 +262,21 @@ def test_too_few_products_skip_the_model_with_a_note(spark: SparkSession, config
     assert list(analysis.importance["feature"]) == drivers.FEATURES
     assert analysis.importance["permutation_importance"].isna().all()
     assert len(analysis.effects) == len(drivers.ESTIMATORS)
+
+
+def test_importance_does_not_depend_on_row_order(spark: SparkSession, config: Config) -> None:
+    settings = dataclasses.replace(
+        config.drivers, trees=5, max_depth=3, min_products=10, permutation_repeats=2
+    )
+    frame = constructed_products(300, seed=8)
+    frame[drivers.TREATMENT] = frame[s.PRODUCT_ID] % 3 == 0
+    frame["units"] = np.exp(frame[drivers.TARGET]).round().astype(int) + 1
+    frame["age_at_period_start_days"] = frame["age_at_period_start_days"] * 100
+
+    def importance(rows: pd.DataFrame) -> pd.DataFrame:
+        # One partition each: the same rows, arriving in a different order.
+        products = drivers.with_split(spark.createDataFrame(rows).coalesce(1), 0.3, 1)
+        return drivers.analyse(spark, products, 300, settings).importance
+
+    shuffled = frame.sample(frac=1.0, random_state=4).reset_index(drop=True)
+    pd.testing.assert_frame_equal(importance(frame), importance(shuffled))
