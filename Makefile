@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA ?= data/generated
 OUT ?= out
 
-.PHONY: demo test lint java chromium venv clean
+.PHONY: demo test lint java tools venv clean
 
 venv: $(STAMP)
 
@@ -20,8 +20,12 @@ $(STAMP): pyproject.toml
 java:
 	@bash scripts/ensure-java.sh
 
-chromium:
-	@bash scripts/ensure-chromium.sh
+# What the tests use beyond Python and Java: a browser for the report, a real database server
+# and its JDBC driver for the MySQL/MariaDB source.
+tools:
+	@bash scripts/ensure-tool.sh chromium chromium "the report's browser test"
+	@bash scripts/ensure-tool.sh /usr/sbin/mariadbd mariadb-server "the JDBC tests"
+	@bash scripts/ensure-tool.sh /usr/share/java/mariadb-java-client.jar libmariadb-java "reading from MySQL/MariaDB"
 
 demo: venv java
 	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/generate.py --output $(DATA)
@@ -37,7 +41,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: venv java chromium lint
+test: venv java tools lint
 	$(BIN)/pytest
 
 clean:

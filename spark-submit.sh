@@ -47,6 +47,15 @@ if [ ! -f "$properties" ]; then
     echo "error: no Spark properties for profile '$profile': $properties" >&2
     exit 2
 fi
+# MariaDB Connector/J (Debian: libmariadb-java) reads jdbc:mysql:// inputs; it goes along
+# whenever it is installed.
+mariadb_jar=${HOTMART_JDBC_JAR:-/usr/share/java/mariadb-java-client.jar}
+if [ -f "$mariadb_jar" ]; then
+    spark_args=(--jars "$mariadb_jar" "${spark_args[@]}")
+elif [[ " $* " == *" jdbc:"* ]] || [[ " $* " == *"=jdbc:"* ]]; then
+    echo "error: a JDBC input needs MariaDB Connector/J: install libmariadb-java (Debian) or set HOTMART_JDBC_JAR" >&2
+    exit 2
+fi
 if [ -n "${SPARK_MASTER:-}" ]; then
     spark_args=(--master "$SPARK_MASTER" "${spark_args[@]}")
 fi

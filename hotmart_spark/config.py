@@ -39,6 +39,15 @@ class InputConfig:
     format: str
     separator: str
     encoding: str
+    from_month: str
+    to_month: str
+
+
+@dataclass(frozen=True)
+class JdbcConfig:
+    num_partitions: int
+    fetch_size: int
+    credentials_file: str
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,7 @@ class GeneratorConfig:
 class Config:
     paths: PathsConfig
     input: InputConfig
+    jdbc: JdbcConfig
     period: PeriodConfig
     value: ValueConfig
     quality: QualityConfig
@@ -234,6 +244,17 @@ def _check(config: Config) -> None:
     if config.input.separator != "auto" and len(separator_char(config.input.separator)) != 1:
         fail("input.separator", "must be one character or 'auto'")
     _check_encoding("input.encoding", config.input.encoding, fail)
+    for key in ("from_month", "to_month"):
+        month = getattr(config.input, key)
+        if month and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+            fail(f"input.{key}", f"must be a month as YYYY-MM or empty, got {month!r}")
+    months = (config.input.from_month, config.input.to_month)
+    if all(months) and months[0] > months[1]:
+        fail("input.from_month", "is after input.to_month")
+    if config.jdbc.num_partitions < 1:
+        fail("jdbc.num_partitions", "must be at least 1")
+    if config.jdbc.fetch_size < 1:
+        fail("jdbc.fetch_size", "must be at least 1")
     if config.period.start > config.period.end:
         fail("period.start", f"({config.period.start}) is after period.end ({config.period.end})")
     if config.value.std < 0:

@@ -144,13 +144,13 @@ def read_purchases(spark: SparkSession, source: InputFiles, encoding: str = "UTF
             raw = _read_csv(spark, source, encoding)
         else:
             raw = spark.read.parquet(path)
-            _check_columns(path, raw.columns)
+            check_columns(path, raw.columns)
             raw = raw.withColumn(CORRUPT, F.lit(None).cast(StringType()))
     except AnalysisException as exc:
         if exc.getCondition() == "PATH_NOT_FOUND":
             raise UserError(f"input not found: {path}") from None
         raise UserError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
-    return _typed(raw, source.separator)
+    return typed(raw, source.separator, F.col("_metadata.file_path"))
 
 
 def _read_csv(spark: SparkSession, source: InputFiles, encoding: str) -> DataFrame:
@@ -159,7 +159,7 @@ def _read_csv(spark: SparkSession, source: InputFiles, encoding: str) -> DataFra
     header = [c.lstrip("\ufeff").strip() for c in reader.csv(source.path).columns]
     if not header:
         raise UserError(f"input is empty: {source.path}")
-    _check_columns(source.path, header)
+    check_columns(source.path, header)
     # Spark parses the typed fields itself and keeps any line that does not fit the schema
     # (a field missing, a number or timestamp that does not parse) whole in CORRUPT. The
     # social-network flag is read as text: the export writes it with a decimal comma.
@@ -181,7 +181,7 @@ def _read_csv(spark: SparkSession, source: InputFiles, encoding: str) -> DataFra
     )
 
 
-def _check_columns(path: str, columns: list[str]) -> None:
+def check_columns(path: str, columns: list[str]) -> None:
     missing = [c for c in schema.REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise UserError(f"{path}: missing required column(s): {', '.join(missing)}")
@@ -191,7 +191,9 @@ def _check_columns(path: str, columns: list[str]) -> None:
         log.warning("%s: ignoring extra column(s): %s", path, ", ".join(extra))
 
 
-def _typed(raw: DataFrame, separator: str) -> DataFrame:
+def typed(raw: DataFrame, separator: str, source_file: Column) -> DataFrame:
+    """Purchases typed as schema.PURCHASE_FIELDS, with source_file and raw_line (set where a
+    value was there but did not parse, or the reader kept the line whole in CORRUPT)."""
     source_types = dict(raw.dtypes)
     columns = [c for c in raw.columns if c != CORRUPT]
     # Each field is parsed once and its source value kept beside it. Every column of the file
@@ -204,7 +206,7 @@ def _typed(raw: DataFrame, separator: str) -> DataFrame:
         ],
         *[F.col(f"`{c}`").alias(f"_source_{i}") for i, c in enumerate(columns)],
         F.col(CORRUPT),
-        F.col("_metadata.file_path").alias(schema.SOURCE_FILE),
+        source_file.alias(schema.SOURCE_FILE),
     )
     source_of = {c: F.col(f"_source_{i}") for i, c in enumerate(columns)}
     # A value that was there but did not parse (text, or NaN in a number) makes the row malformed.

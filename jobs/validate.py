@@ -10,7 +10,7 @@ from typing import Any
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 
-from hotmart_spark import generate, io, quality
+from hotmart_spark import generate, io, jdbc, quality
 from hotmart_spark import schema as s
 from hotmart_spark.cli import run_job
 from hotmart_spark.config import Config
@@ -24,8 +24,17 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     timings: dict[str, float] = {}
     source = config.paths.input
     out = config.paths.output.rstrip("/")
-    resolved = io.resolve_input(source, config.input.format, config.input.separator)
-    purchases = io.read_purchases(spark, resolved, config.input.encoding)
+    if jdbc.is_jdbc(source):
+        resolved = jdbc.parse_source(source)
+        purchases = jdbc.read_purchases(spark, resolved, config.jdbc, config.input)
+    else:
+        if config.input.from_month or config.input.to_month:
+            raise UserError(
+                "input.from_month and input.to_month apply to JDBC inputs only; "
+                "a file is read whole"
+            )
+        resolved = io.resolve_input(source, config.input.format, config.input.separator)
+        purchases = io.read_purchases(spark, resolved, config.input.encoding)
     flagged = quality.flag(
         purchases,
         config.period.start,

@@ -15,7 +15,10 @@ from hotmart_spark import schema as s
 from hotmart_spark.config import Config, load_config
 from hotmart_spark.session import build_session
 
+# MariaDB Connector/J for the JDBC tests (Debian: libmariadb-java; `make tools` installs it).
+JDBC_JAR = Path("/usr/share/java/mariadb-java-client.jar")
 TEST_SETTINGS = {
+    **({"spark.jars": str(JDBC_JAR)} if JDBC_JAR.is_file() else {}),
     "spark.master": "local[2]",
     "spark.sql.shuffle.partitions": "2",
     "spark.default.parallelism": "2",

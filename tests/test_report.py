@@ -176,7 +176,7 @@ window.addEventListener("load", () => {
 def test_the_page_opens_in_headless_chromium(small_run: SmallRun, tmp_path: Path) -> None:
     browser = shutil.which("chromium")
     if browser is None:
-        pytest.fail("Chromium is not installed: run scripts/ensure-chromium.sh")
+        pytest.fail("Chromium is not installed: run make tools")
     page = tmp_path / "report.html"
     html = (report_dir(small_run) / "report.html").read_text(encoding="utf-8")
     page.write_text(html.replace("</body>", CHECK), encoding="utf-8")
