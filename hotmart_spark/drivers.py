@@ -102,18 +102,19 @@ class Effect:
         return {
             "treatment": TREATMENT,
             "method": self.method,
-            "estimate": _nan_to_none(self.estimate),
-            "ci_low": _nan_to_none(self.ci_low),
-            "ci_high": _nan_to_none(self.ci_high),
+            "estimate": nan_to_none(self.estimate),
+            "ci_low": nan_to_none(self.ci_low),
+            "ci_high": nan_to_none(self.ci_high),
             # The estimate is on log(units): exp(b) - 1 is the relative change in units.
-            "units_change": _nan_to_none(math.expm1(self.estimate)),
+            "units_change": nan_to_none(math.expm1(self.estimate)),
             "n_treated": self.n_treated,
             "n_control": self.n_control,
             "note": self.note,
         }
 
 
-def _nan_to_none(value: float) -> float | None:
+def nan_to_none(value: float) -> float | None:
+    """JSON has no NaN: a number that could not be had is null."""
     return None if math.isnan(value) else float(value)
 
 
@@ -123,7 +124,7 @@ def spearman(df: DataFrame, columns: list[str], target: str) -> dict[str, float 
         df.select(*[F.col(c).cast("double") for c in [*columns, target]])
     )
     matrix = Correlation.corr(vectors, "_v", "spearman").head()[0].toArray()
-    return {c: _nan_to_none(matrix[i, -1]) for i, c in enumerate(columns)}
+    return {c: nan_to_none(matrix[i, -1]) for i, c in enumerate(columns)}
 
 
 def modelled_products(products: DataFrame, early_sales: int) -> DataFrame:

@@ -7,7 +7,6 @@ import sys
 import time
 from typing import Any
 
-import pandas as pd
 from pyspark.sql import SparkSession
 
 from hotmart_spark import drivers, io
@@ -53,18 +52,15 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
         spark.createDataFrame(effects, drivers.EFFECT_SCHEMA), f"{out}/marts/product_effects"
     )
 
-    def number(value: float) -> float | None:
-        return None if pd.isna(value) else float(value)
-
     insights = {
         "value_unit": scale.unit,
         "early_sales": settings.early_sales,
         "features": [
             {
                 "feature": r["feature"],
-                "spearman": number(r["spearman"]),
-                "importance": number(r["permutation_importance"]),
-                "importance_sd": number(r["permutation_importance_sd"]),
+                "spearman": drivers.nan_to_none(r["spearman"]),
+                "importance": drivers.nan_to_none(r["permutation_importance"]),
+                "importance_sd": drivers.nan_to_none(r["permutation_importance_sd"]),
             }
             for r in analysis.importance.to_dict("records")
         ],

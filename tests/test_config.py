@@ -62,6 +62,15 @@ def test_config_is_frozen() -> None:
         ("quality.actions.malformed=ignore", "config key 'quality.actions.malformed' must be"),
         ("quality.actions.made_up=warn", "config key 'quality.actions.made_up' is not a rule"),
         ("generator.defects=0.5", "config key 'generator.defects' must be between 0 and 0.05"),
+        ("input.from_month=2016-13", "config key 'input.from_month' must be a month as YYYY-MM"),
+        ("jdbc.num_partitions=0", "config key 'jdbc.num_partitions' must be at least 1"),
+        ("drivers.model=xgboost", "config key 'drivers.model' must be one of gbt, random_forest"),
+        ("drivers.holdout_share=1.0", "config key 'drivers.holdout_share' must be between 0 and 1"),
+        ("forecast.simulations=10", "config key 'forecast.simulations' must be at least 100"),
+        (
+            "forecast.min_seasonal_days=7",
+            "config key 'forecast.min_seasonal_days' must be at least 14",
+        ),
         ("rows=5", "--set expects section.key=value, got 'rows=5'"),
         ("generator.rows", "--set expects section.key=value"),
     ],
@@ -98,3 +107,9 @@ def test_job_with_bad_config_ends_in_one_line(capsys: pytest.CaptureFixture[str]
     assert code == EXIT_USER_ERROR
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: config key 'period.end' must be date, got 'someday'"]
+
+
+def test_a_month_range_must_run_forwards() -> None:
+    with pytest.raises(UserError, match=r"'input\.from_month' is after input\.to_month"):
+        load_config(overrides=["input.from_month=2016-05", "input.to_month=2016-02"])
+    assert load_config(overrides=["input.from_month=2016-02", "input.to_month=2016-02"])

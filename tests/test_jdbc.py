@@ -99,19 +99,13 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def loaded_table(spark: SparkSession, server: Server, small_run: SmallRun) -> dict:
     """The small run's generated rows loaded into shop.sales_data."""
-    previous = {k: os.environ.get(k) for k in (jdbc.USER_ENV, jdbc.PASSWORD_ENV)}
-    os.environ[jdbc.USER_ENV], os.environ[jdbc.PASSWORD_ENV] = USER, PASSWORD
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(jdbc.USER_ENV, USER)
+        patch.setenv(jdbc.PASSWORD_ENV, PASSWORD)
         config = load_config(
             overrides=[f"paths.input={small_run.raw}", f"paths.output={server.url()}"]
         )
         return load_mysql.main(spark, config)
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def run_validate(spark: SparkSession, source: str, out: Path, *overrides: str) -> dict:
@@ -151,7 +145,9 @@ def test_the_table_reads_back_as_the_csv_did(
         "table": "sales_data",
     }
     captured = capfd.readouterr()
-    for text in (manifest, captured.out, captured.err, caplog.text):
+    # The Spark UI's environment page shows the Spark configuration.
+    spark_conf = str(spark.sparkContext.getConf().getAll())
+    for text in (manifest, captured.out, captured.err, caplog.text, spark_conf):
         assert PASSWORD not in text
 
 
@@ -269,3 +265,20 @@ def test_a_month_range_on_a_file_is_refused(
 ) -> None:
     with pytest.raises(UserError, match="apply to JDBC inputs only"):
         run_validate(spark, str(small_run.raw), tmp_path, "input.from_month=2016-02")
+
+
+def test_spark_submit_says_what_to_install_without_the_driver() -> None:
+    script = Path(__file__).resolve().parents[1] / "spark-submit.sh"
+    finished = subprocess.run(
+        [str(script), "jobs/validate.py", "--input", "jdbc:mysql://127.0.0.1:1/shop?table=t"],
+        cwd=script.parent,
+        env={**os.environ, "HOTMART_JDBC_JAR": "/nonexistent/mariadb-java-client.jar"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 2
+    assert finished.stderr.strip() == (
+        "error: a JDBC input needs MariaDB Connector/J: install libmariadb-java (Debian) "
+        "or set HOTMART_JDBC_JAR"
+    )
