@@ -207,3 +207,27 @@ def test_the_page_opens_in_headless_chromium(small_run: SmallRun, tmp_path: Path
     assert match, "the check script did not run"
     result = json.loads(match.group(1).replace("&quot;", '"'))
     assert result == {"images": len(CHARTS), "decoded": len(CHARTS), "answers": len(QUESTIONS)}
+
+
+def test_drivers_sentence_when_nothing_could_be_estimated() -> None:
+    numbers = {
+        "early_sales": 10,
+        "model": {
+            "note": "only 30 products have 10 sales; the model needs drivers.min_products (100)",
+            "products": 45,
+            "products_modelled": 30,
+            "importance": "permutation on the holdout (drop in R2)",
+        },
+        "features": [],
+        "effect": {
+            "estimate": None,
+            "note": "not estimable on these 30 products: 30 with and 0 without the programme",
+        },
+        "effects": [],
+    }
+    answer = story.drivers(numbers)["answer"]
+    assert answer == (
+        "The model was not fitted: only 30 products have 10 sales; the model needs "
+        "drivers.min_products (100). The affiliate programme's effect could not be estimated "
+        "(not estimable on these 30 products: 30 with and 0 without the programme)."
+    )
