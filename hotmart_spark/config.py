@@ -26,6 +26,22 @@ RULE_ACTIONS = ("quarantine", "warn")
 INPUT_FORMATS = ("auto", "csv", "parquet")
 OUTPUT_FORMATS = ("csv", "parquet")
 DRIVER_MODELS = ("gbt", "random_forest")
+# Integer keys with a lower bound, and why where the bound is not obvious.
+MINIMUMS: dict[str, tuple[int, str]] = {
+    "jdbc.num_partitions": (1, ""),
+    "jdbc.fetch_size": (1, ""),
+    "quality.placeholder_burst_min_rows": (2, ""),
+    "drivers.early_sales": (2, ""),
+    "drivers.min_products": (10, ""),
+    "drivers.trees": (1, ""),
+    "drivers.permutation_repeats": (2, "the spread needs two shuffles"),
+    "forecast.horizon_months": (1, ""),
+    "forecast.max_origins": (1, ""),
+    "forecast.simulations": (100, "interval ends are path quantiles"),
+    "forecast.min_seasonal_days": (14, "two weekly cycles"),
+    "generator.rows": (1, ""),
+    "generator.files": (1, ""),
+}
 
 
 @dataclass(frozen=True)
@@ -239,6 +255,10 @@ def _check(config: Config) -> None:
     def fail(key: str, why: str) -> None:
         raise UserError(f"config key '{key}' {why}")
 
+    for key, (minimum, why) in MINIMUMS.items():
+        section, name = key.split(".")
+        if getattr(getattr(config, section), name) < minimum:
+            fail(key, f"must be at least {minimum}" + (f" ({why})" if why else ""))
     if config.input.format not in INPUT_FORMATS:
         fail("input.format", f"must be one of {', '.join(INPUT_FORMATS)}")
     if config.input.separator != "auto" and len(separator_char(config.input.separator)) != 1:
@@ -251,18 +271,12 @@ def _check(config: Config) -> None:
     months = (config.input.from_month, config.input.to_month)
     if all(months) and months[0] > months[1]:
         fail("input.from_month", "is after input.to_month")
-    if config.jdbc.num_partitions < 1:
-        fail("jdbc.num_partitions", "must be at least 1")
-    if config.jdbc.fetch_size < 1:
-        fail("jdbc.fetch_size", "must be at least 1")
     if config.period.start > config.period.end:
         fail("period.start", f"({config.period.start}) is after period.end ({config.period.end})")
     if config.value.std < 0:
         fail("value.std", "must be >= 0 (0 means relative value units)")
     if not 0 <= config.value.platform_fee_rate <= 1:
         fail("value.platform_fee_rate", "must be between 0 and 1")
-    if config.quality.placeholder_burst_min_rows < 2:
-        fail("quality.placeholder_burst_min_rows", "must be at least 2")
     from hotmart_spark.quality import RULE_NAMES
 
     unset = [rule for rule in RULE_NAMES if rule not in config.quality.actions]
@@ -283,34 +297,15 @@ def _check(config: Config) -> None:
     if not 2 <= config.clusters.k_min <= config.clusters.k_max:
         fail("clusters.k_min", "must be at least 2 and at most clusters.k_max")
     drivers = config.drivers
-    if drivers.early_sales < 2:
-        fail("drivers.early_sales", "must be at least 2")
-    if drivers.min_products < 10:
-        fail("drivers.min_products", "must be at least 10")
     if not 0 < drivers.holdout_share < 1:
         fail("drivers.holdout_share", "must be between 0 and 1 (exclusive)")
     if drivers.model not in DRIVER_MODELS:
         fail("drivers.model", f"must be one of {', '.join(DRIVER_MODELS)}")
-    if drivers.trees < 1:
-        fail("drivers.trees", "must be at least 1")
     if not 1 <= drivers.max_depth <= 30:
         fail("drivers.max_depth", "must be between 1 and 30 (Spark's limit)")
-    if drivers.permutation_repeats < 2:
-        fail("drivers.permutation_repeats", "must be at least 2 (the spread needs two shuffles)")
-    fc = config.forecast
-    if fc.horizon_months < 1:
-        fail("forecast.horizon_months", "must be at least 1")
-    if fc.max_origins < 1:
-        fail("forecast.max_origins", "must be at least 1")
-    if fc.simulations < 100:
-        fail("forecast.simulations", "must be at least 100 (interval ends are path quantiles)")
-    if fc.min_seasonal_days < 2 * 7:
-        fail("forecast.min_seasonal_days", "must be at least 14 (two weekly cycles)")
-    if not 0 < fc.flag_quarantined_share <= 1:
+    if not 0 < config.forecast.flag_quarantined_share <= 1:
         fail("forecast.flag_quarantined_share", "must be above 0 and at most 1")
     gen = config.generator
-    if gen.rows < 1:
-        fail("generator.rows", "must be at least 1")
     if not 0 <= gen.defects <= 0.05:
         fail("generator.defects", "must be between 0 and 0.05")
     if gen.format not in OUTPUT_FORMATS:
@@ -318,8 +313,6 @@ def _check(config: Config) -> None:
     if len(separator_char(gen.separator)) != 1:
         fail("generator.separator", "must be one character")
     _check_encoding("generator.encoding", gen.encoding, fail)
-    if gen.files < 1:
-        fail("generator.files", "must be at least 1")
 
 
 def _check_encoding(key: str, name: str, fail: typing.Callable[[str, str], None]) -> None:

@@ -162,6 +162,12 @@ def path_summaries(
     return monthly.loc[months], daily
 
 
+def _days_ahead(train: pd.Series, months: pd.PeriodIndex) -> pd.DatetimeIndex:
+    """The days a daily model forecasts: those of the months ahead after the training series."""
+    days = month_days(months)
+    return days[days > train.index[-1]]
+
+
 def _normal_monthly(point: float, sds: np.ndarray, months: pd.PeriodIndex) -> pd.DataFrame:
     frame = pd.DataFrame({"mean": np.full(len(months), point)}, index=months)
     for name, q in QUANTILES.items():
@@ -201,8 +207,7 @@ def seasonal_naive_weekly(
     train: pd.Series, months: pd.PeriodIndex, rng: np.random.Generator, simulations: int
 ) -> ModelForecast:
     """Each day equals the same weekday of the last week; paths add bootstrapped weekly changes."""
-    days = month_days(months)
-    days = days[days > train.index[-1]]
+    days = _days_ahead(train, months)
     y = train.to_numpy()
     steps = len(days)
     last_week = y[-WEEK:]
@@ -223,8 +228,7 @@ def seasonal_naive_weekly(
 def _simulated(
     result, train: pd.Series, months: pd.PeriodIndex, rng: np.random.Generator, simulations: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
-    days = month_days(months)
-    days = days[days > train.index[-1]]
+    days = _days_ahead(train, months)
     steps = len(days)
     mean = np.asarray(result.forecast(steps))
     paths = np.asarray(result.simulate(steps, anchor="end", repetitions=simulations, rng=rng))
@@ -330,12 +334,13 @@ def _backtest_rows(
     name: str,
     model: Model,
     series: DailySeries,
+    totals: pd.Series,
     origins: list[pd.Period],
     settings: ForecastConfig,
     warned: dict[str, int],
 ) -> list[dict]:
-    """One row per origin and month after it that the data holds: the actual and forecast total."""
-    totals = series.monthly_totals()
+    """One row per origin and month after it that the data holds (`totals`, the series' complete
+    months): the actual and forecast total."""
     rows = []
     for origin in origins:
         train = series.values[: origin.end_time.normalize()]
@@ -423,7 +428,7 @@ def forecast_revenue(series: DailySeries, settings: ForecastConfig) -> ForecastR
     rows: list[dict] = []
     for name, model in list(candidates.items()):
         try:
-            rows.extend(_backtest_rows(name, model, series, origins, settings, warned))
+            rows.extend(_backtest_rows(name, model, series, totals, origins, settings, warned))
         except FIT_ERRORS as exc:
             status[name] = f"failed: {exc}"
             notes.append(f"{name} left out: {exc}")

@@ -255,14 +255,28 @@ def _parse(col: Column, source_type: str, target: DataType) -> Column:
     raise TypeError(f"no parser for {target}")
 
 
-def read_clean(spark: SparkSession, root: str) -> DataFrame:
-    """The clean purchases under an earlier run's output root."""
+def _read_output(
+    spark: SparkSession,
+    root: str,
+    table: str,
+    what: str,
+    stage: str,
+    columns: StructType | None = None,
+) -> DataFrame:
+    """The table at `table` under an earlier run's output root, or one line naming `what` is
+    missing and the job (`stage`) that writes it."""
+    reader = spark.read.schema(columns) if columns is not None else spark.read
     try:
-        return spark.read.parquet(f"{root.rstrip('/')}/clean")
+        return reader.parquet(f"{root.rstrip('/')}/{table}")
     except AnalysisException:
         raise UserError(
-            f"no clean table under {root}: run jobs/validate.py first, or pass its output root as --input"
+            f"no {what} under {root}: run jobs/{stage}.py first, or pass its output root as --input"
         ) from None
+
+
+def read_clean(spark: SparkSession, root: str) -> DataFrame:
+    """The clean purchases under an earlier run's output root."""
+    return _read_output(spark, root, "clean", "clean table", "validate")
 
 
 def read_quarantine(spark: SparkSession, root: str) -> DataFrame:
@@ -274,22 +288,12 @@ def read_quarantine(spark: SparkSession, root: str) -> DataFrame:
             StructField(schema.REASONS, ArrayType(StringType())),
         ]
     )
-    try:
-        return spark.read.schema(columns).parquet(f"{root.rstrip('/')}/quarantine")
-    except AnalysisException:
-        raise UserError(
-            f"no quarantine table under {root}: run jobs/validate.py first, or pass its output root as --input"
-        ) from None
+    return _read_output(spark, root, "quarantine", "quarantine table", "validate", columns)
 
 
 def read_mart(spark: SparkSession, root: str, name: str, stage: str) -> DataFrame:
     """One mart under an earlier run's output root; `stage` is the job that writes it."""
-    try:
-        return spark.read.parquet(f"{root.rstrip('/')}/marts/{name}")
-    except AnalysisException:
-        raise UserError(
-            f"no marts/{name} under {root}: run jobs/{stage}.py first, or pass its output root as --input"
-        ) from None
+    return _read_output(spark, root, f"marts/{name}", f"marts/{name}", stage)
 
 
 def write_table(df: DataFrame, path: str, partition_by: str | None = None) -> None:

@@ -46,8 +46,9 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
         io.write_atomically(folder / f"{name}.png", png)
     page = folder / "report.html"
     io.write_atomically(page, report.html.encode("utf-8"))
-    for section in SECTIONS:
-        io.update_insights(out, section, insights[section])
+    if io.local_path(out).resolve() != io.local_path(root).resolve():
+        for section in SECTIONS:
+            io.update_insights(out, section, insights[section])
     io.update_manifest(
         out,
         "report",

@@ -13,10 +13,11 @@ from pyspark.sql import DataFrame, SparkSession
 
 from hotmart_spark import schema as s
 from hotmart_spark.config import Config, load_config
+from hotmart_spark.jdbc import DRIVER_JAR
 from hotmart_spark.session import build_session
 
 # MariaDB Connector/J for the JDBC tests (Debian: libmariadb-java; `make tools` installs it).
-JDBC_JAR = Path("/usr/share/java/mariadb-java-client.jar")
+JDBC_JAR = Path(DRIVER_JAR)
 TEST_SETTINGS = {
     **({"spark.jars": str(JDBC_JAR)} if JDBC_JAR.is_file() else {}),
     "spark.master": "local[2]",
