@@ -29,12 +29,7 @@ tools:
 
 demo: venv java
 	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/generate.py --output $(DATA)
-	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/validate.py --input $(DATA) --output $(OUT)
-	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/aggregates.py --input $(OUT) --output $(OUT)
-	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/segments.py --input $(OUT) --output $(OUT)
-	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/drivers.py --input $(OUT) --output $(OUT)
-	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/forecast.py --input $(OUT) --output $(OUT)
-	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/report.py --input $(OUT) --output $(OUT)
+	PATH="$(CURDIR)/$(BIN):$$PATH" ./spark-submit.sh jobs/pipeline.py --input $(DATA) --output $(OUT)
 	@echo "report: $(abspath $(OUT))/report/report.html"
 
 lint: venv

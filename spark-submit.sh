@@ -60,13 +60,14 @@ if [ -n "${SPARK_MASTER:-}" ]; then
     spark_args=(--master "$SPARK_MASTER" "${spark_args[@]}")
 fi
 
-# Pure Python travels as a zip on --py-files, so executors on other machines can import it.
+# Pure Python travels as a zip on --py-files, so executors on other machines can import it;
+# the jobs go along because the pipeline job imports the others.
 mkdir -p "$root/build"
 "$PYSPARK_DRIVER_PYTHON" - "$root" <<'PY'
 import pathlib, sys, zipfile
 root = pathlib.Path(sys.argv[1])
 with zipfile.ZipFile(root / "build" / "hotmart_spark.zip", "w", zipfile.ZIP_DEFLATED) as bundle:
-    for path in sorted(p for p in (root / "hotmart_spark").rglob("*") if p.suffix in (".py", ".j2")):
+    for path in sorted(p for d in ("hotmart_spark", "jobs") for p in (root / d).rglob("*") if p.suffix in (".py", ".j2")):
         bundle.write(path, path.relative_to(root))
 PY
 

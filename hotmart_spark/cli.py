@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -15,7 +16,9 @@ from hotmart_spark.session import build_session
 
 log = logging.getLogger("hotmart_spark")
 
+EXIT_FAILURE = 1
 EXIT_USER_ERROR = 2
+DEBUG_ENV = "HOTMART_SPARK_DEBUG"
 
 
 def job_config(argv: Sequence[str] | None, description: str) -> Config:
@@ -24,6 +27,13 @@ def job_config(argv: Sequence[str] | None, description: str) -> Config:
     parser.add_argument("--config", help="TOML config file (default: conf/default.toml)")
     parser.add_argument("--input", help="raw file or folder; for later stages an output root")
     parser.add_argument("--output", help="output root of the run")
+    parser.add_argument(
+        "--from",
+        dest="from_month",
+        metavar="YYYY-MM",
+        help="first month to validate; with --to, a re-run replaces just these months",
+    )
+    parser.add_argument("--to", dest="to_month", metavar="YYYY-MM", help="last month to validate")
     parser.add_argument(
         "--set",
         action="append",
@@ -37,6 +47,10 @@ def job_config(argv: Sequence[str] | None, description: str) -> Config:
         overrides.append(f"paths.input={args.input}")
     if args.output:
         overrides.append(f"paths.output={args.output}")
+    if args.from_month:
+        overrides.append(f"input.from_month={args.from_month}")
+    if args.to_month:
+        overrides.append(f"input.to_month={args.to_month}")
     return load_config(args.config, overrides)
 
 
@@ -49,6 +63,8 @@ def run_job(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # py4j logs its connection closing after the job's last line, which must be the error.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
         config = job_config(argv, description=f"hotmart-spark {name} job")
         spark = build_session(f"hotmart-spark-{name}")
@@ -59,4 +75,14 @@ def run_job(
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        print(
+            f"error: {name} failed: {type(exc).__name__}: {first_line} "
+            f"(set {DEBUG_ENV}=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     return 0

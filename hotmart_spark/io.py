@@ -37,6 +37,7 @@ from hotmart_spark.errors import UserError
 log = logging.getLogger(__name__)
 
 PARQUET_MAGIC = b"PAR1"
+SUCCESS_MARKER = "_SUCCESS"
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 # pandas writes its index as a first column named "" (Spark calls it _c0) or "Unnamed: 0".
 INDEX_COLUMNS = ("_c0", "Unnamed: 0", "index")
@@ -265,13 +266,20 @@ def _read_output(
 ) -> DataFrame:
     """The table at `table` under an earlier run's output root, or one line naming `what` is
     missing and the job (`stage`) that writes it."""
+    path = f"{root.rstrip('/')}/{table}"
     reader = spark.read.schema(columns) if columns is not None else spark.read
     try:
-        return reader.parquet(f"{root.rstrip('/')}/{table}")
+        df = reader.parquet(path)
     except AnalysisException:
         raise UserError(
             f"no {what} under {root}: run jobs/{stage}.py first, or pass its output root as --input"
         ) from None
+    if not _filesystem(spark, path).exists(_hadoop_path(spark, f"{path}/{SUCCESS_MARKER}")):
+        raise UserError(
+            f"{what} under {root} is incomplete (no {SUCCESS_MARKER}: a run stopped while "
+            f"writing it): re-run jobs/{stage}.py"
+        )
+    return df
 
 
 def read_clean(spark: SparkSession, root: str) -> DataFrame:
@@ -296,12 +304,52 @@ def read_mart(spark: SparkSession, root: str, name: str, stage: str) -> DataFram
     return _read_output(spark, root, f"marts/{name}", f"marts/{name}", stage)
 
 
-def write_table(df: DataFrame, path: str, partition_by: str | None = None) -> None:
-    """Replace the table at path with df (Parquet)."""
-    writer = df.write.mode("overwrite").option("partitionOverwriteMode", "static")
+def write_table(
+    df: DataFrame, path: str, partition_by: str | None = None, only_partitions: bool = False
+) -> None:
+    """Replace the table at path with df (Parquet); with only_partitions, replace just the
+    partitions df has rows for and keep the others.
+
+    The table's _SUCCESS marker is removed before writing and set once the write is complete,
+    so a run that dies midway leaves a table every reader refuses instead of half a table.
+    """
+    fs = _filesystem(df.sparkSession, path)
+    marker = _hadoop_path(df.sparkSession, f"{path}/{SUCCESS_MARKER}")
+    fs.delete(marker, False)
+    mode = "dynamic" if only_partitions else "static"
+    writer = df.write.mode("overwrite").option("partitionOverwriteMode", mode)
     if partition_by:
         writer = writer.partitionBy(partition_by)
     writer.parquet(path)
+    # A dynamic partition overwrite commits without writing the marker at the table root.
+    fs.create(marker, True).close()
+
+
+def _hadoop_path(spark: SparkSession, path: str) -> Any:
+    return spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
+
+
+def _filesystem(spark: SparkSession, path: str) -> Any:
+    """The Hadoop FileSystem holding path (local, HDFS, S3...), as Spark itself sees it."""
+    return _hadoop_path(spark, path).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def table_rows(spark: SparkSession, path: str) -> int:
+    """Rows of a written Parquet table (read from the file footers)."""
+    return spark.read.parquet(path).count()
+
+
+def tables_written_since(spark: SparkSession, root: str, since: float) -> dict[str, int]:
+    """Row counts of the tables under a local output root completed at or after `since`
+    (epoch seconds), keyed by their path under the root."""
+    base = _local_root(root)
+    markers = [base / "clean", base / "quarantine", *sorted((base / "marts").glob("*"))]
+    return {
+        folder.relative_to(base).as_posix(): table_rows(spark, str(folder))
+        for folder in markers
+        if (folder / SUCCESS_MARKER).is_file()
+        and (folder / SUCCESS_MARKER).stat().st_mtime >= since
+    }
 
 
 def versions() -> dict[str, str]:

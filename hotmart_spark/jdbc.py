@@ -8,7 +8,6 @@ UI's environment page.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 import stat
@@ -21,7 +20,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 
-from hotmart_spark import io
+from hotmart_spark import io, quality
 from hotmart_spark import schema as s
 from hotmart_spark.config import InputConfig, JdbcConfig
 from hotmart_spark.errors import UserError
@@ -110,21 +109,6 @@ def credentials(credentials_file: str) -> tuple[str, str]:
     return entries["user"].strip(), entries["password"].strip()
 
 
-def month_bounds(from_month: str, to_month: str) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """[first instant of from_month, first instant after to_month); None where open."""
-
-    def first_day(month: str) -> dt.datetime:
-        year, number = map(int, month.split("-"))
-        return dt.datetime(year, number, 1)
-
-    start = first_day(from_month) if from_month else None
-    end = None
-    if to_month:
-        last = first_day(to_month)
-        end = dt.datetime(last.year + last.month // 12, last.month % 12 + 1, 1)
-    return start, end
-
-
 def _options(source: JdbcSource, settings: JdbcConfig) -> dict[str, str]:
     user, password = credentials(settings.credentials_file)
     return {
@@ -193,7 +177,7 @@ def read_purchases(
     try:
         columns = reader().option("query", f"SELECT * FROM `{source.table}` WHERE 1 = 0").load()
         io.check_columns(source.name, columns.columns)
-        start, end = month_bounds(months.from_month, months.to_month)
+        start, end = quality.month_bounds(months.from_month, months.to_month)
         conditions = []
         if start is not None:
             conditions.append(f"{s.PURCHASE_DATE} >= '{start:%Y-%m-%d %H:%M:%S}'")

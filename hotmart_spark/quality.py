@@ -103,6 +103,35 @@ def flag(
     )
 
 
+def month_bounds(from_month: str, to_month: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """[first instant of from_month, first instant after to_month); None where open."""
+
+    def first_day(month: str) -> dt.datetime:
+        year, number = map(int, month.split("-"))
+        return dt.datetime(year, number, 1)
+
+    start = first_day(from_month) if from_month else None
+    end = None
+    if to_month:
+        last = first_day(to_month)
+        end = dt.datetime(last.year + last.month // 12, last.month % 12 + 1, 1)
+    return start, end
+
+
+def within_months(purchases: DataFrame, from_month: str, to_month: str) -> DataFrame:
+    """The purchases of a month range (YYYY-MM, inclusive; empty means open), plus the rows
+    whose purchase_date could not be read: they belong to no month, so every run keeps them
+    and quarantines them under the undated partition."""
+    start, end = month_bounds(from_month, to_month)
+    date = F.col(s.PURCHASE_DATE)
+    in_range = F.lit(True)
+    if start is not None:
+        in_range = in_range & (date >= F.lit(start))
+    if end is not None:
+        in_range = in_range & (date < F.lit(end))
+    return purchases.where(date.isNull() | in_range)
+
+
 def clean_rows(flagged: DataFrame) -> DataFrame:
     """Rows that broke no quarantine rule, in the clean table's layout."""
     return flagged.where(F.size(s.REASONS) == 0).select(*s.CLEAN_SCHEMA.fieldNames())

@@ -9,6 +9,7 @@ from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from hotmart_spark import generate, io, jdbc, quality
 from hotmart_spark import schema as s
@@ -24,17 +25,17 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     timings: dict[str, float] = {}
     source = config.paths.input
     out = config.paths.output.rstrip("/")
+    months = (config.input.from_month, config.input.to_month)
+    # A month range replaces just its months (and the undated rows) of the tables.
+    only_partitions = any(months)
     if jdbc.is_jdbc(source):
         resolved = jdbc.parse_source(source)
         purchases = jdbc.read_purchases(spark, resolved, config.jdbc, config.input)
     else:
-        if config.input.from_month or config.input.to_month:
-            raise UserError(
-                "input.from_month and input.to_month apply to JDBC inputs only; "
-                "a file is read whole"
-            )
         resolved = io.resolve_input(source, config.input.format, config.input.separator)
-        purchases = io.read_purchases(spark, resolved, config.input.encoding)
+        purchases = quality.within_months(
+            io.read_purchases(spark, resolved, config.input.encoding), *months
+        )
     flagged = quality.flag(
         purchases,
         config.period.start,
@@ -48,15 +49,16 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
         if counts["rows_in"] == 0:
             raise UserError(f"input has no rows: {source}")
         step = time.time()
-        io.write_table(quality.clean_rows(flagged), f"{out}/clean", partition_by=s.PURCHASE_MONTH)
-        io.write_table(
-            quality.quarantined_rows(flagged), f"{out}/quarantine", partition_by=s.PURCHASE_MONTH
-        )
+        for table, rows in (
+            ("clean", quality.clean_rows(flagged)),
+            ("quarantine", quality.quarantined_rows(flagged)),
+        ):
+            io.write_table(rows, f"{out}/{table}", s.PURCHASE_MONTH, only_partitions)
         timings["write_s"] = round(time.time() - step, 2)
     finally:
         flagged.unpersist()
-    written_clean = spark.read.parquet(f"{out}/clean").count()
-    written_quarantine = spark.read.parquet(f"{out}/quarantine").count()
+    written_clean = _rows_in_months(spark, f"{out}/clean", months)
+    written_quarantine = _rows_in_months(spark, f"{out}/quarantine", months)
     if written_clean + written_quarantine != counts["rows_in"]:
         raise RuntimeError(
             f"rows in ({counts['rows_in']}) != clean ({written_clean}) + "
@@ -65,6 +67,7 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     timings["total_s"] = round(time.time() - started, 2)
     record = {
         "input": resolved.describe(),
+        "months": {"from": months[0] or None, "to": months[1] or None},
         "value_unit": config.value.unit,
         **counts,
         "period_start": config.period.start.isoformat(),
@@ -101,6 +104,20 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
             log.info("%s %-36s %d", kind.split("_")[0], rule, n)
     log.info("manifest: %s", manifest)
     return record
+
+
+def _rows_in_months(spark: SparkSession, path: str, months: tuple[str, str]) -> int:
+    """Rows of a written table in the run's month range (and the undated partition)."""
+    table = spark.read.parquet(path)
+    if not any(months):
+        return table.count()
+    month = table[s.PURCHASE_MONTH]
+    in_range = F.lit(True)
+    if months[0]:
+        in_range = in_range & (month >= F.lit(months[0]))
+    if months[1]:
+        in_range = in_range & (month <= F.lit(months[1]))
+    return table.where(month.isNull() | in_range).count()
 
 
 if __name__ == "__main__":

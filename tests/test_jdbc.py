@@ -252,21 +252,6 @@ def test_source_names_and_credentials(tmp_path: Path, monkeypatch: pytest.Monkey
     assert jdbc.credentials(str(secrets)) == ("env-user", "env-pw")
 
 
-def test_month_bounds_cross_the_year_end() -> None:
-    assert jdbc.month_bounds("2015-11", "2015-12") == (
-        jdbc.dt.datetime(2015, 11, 1),
-        jdbc.dt.datetime(2016, 1, 1),
-    )
-    assert jdbc.month_bounds("", "2016-02") == (None, jdbc.dt.datetime(2016, 3, 1))
-
-
-def test_a_month_range_on_a_file_is_refused(
-    spark: SparkSession, small_run: SmallRun, tmp_path: Path
-) -> None:
-    with pytest.raises(UserError, match="apply to JDBC inputs only"):
-        run_validate(spark, str(small_run.raw), tmp_path, "input.from_month=2016-02")
-
-
 def test_spark_submit_says_what_to_install_without_the_driver() -> None:
     script = Path(__file__).resolve().parents[1] / "spark-submit.sh"
     finished = subprocess.run(

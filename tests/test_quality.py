@@ -219,3 +219,11 @@ def test_quarantined_days_beside_clean_rows(spark: SparkSession) -> None:
     )
     assert found[None]["rows_by_rule"] == {"malformed": 1}
     assert found[None]["flagged"] is False
+
+
+def test_month_bounds_cross_the_year_end() -> None:
+    assert quality.month_bounds("2015-11", "2015-12") == (
+        dt.datetime(2015, 11, 1),
+        dt.datetime(2016, 1, 1),
+    )
+    assert quality.month_bounds("", "2016-02") == (None, dt.datetime(2016, 3, 1))

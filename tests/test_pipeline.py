@@ -1,0 +1,188 @@
+"""The pipeline job: one session for every stage, month-range re-runs, incomplete tables, exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import MapType
+
+from hotmart_spark import io
+from hotmart_spark.config import load_config
+from hotmart_spark.errors import UserError
+from jobs import pipeline, validate
+from tests.conftest import SmallRun
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_CATALOGUE = ["drivers.early_sales=3", "drivers.min_products=20", "drivers.trees=10"]
+
+
+def tables(root: Path) -> list[str]:
+    """Every Parquet table of an output root, by path under it."""
+    return sorted(p.parent.relative_to(root).as_posix() for p in root.rglob(io.SUCCESS_MARKER))
+
+
+def partition_files(table: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(table).as_posix(): p.read_bytes() for p in sorted(table.rglob("*.parquet"))
+    }
+
+
+def comparable(df: DataFrame) -> DataFrame:
+    """Maps as sorted entry arrays: Spark cannot sort or hash a map column."""
+    return df.select(
+        *[
+            F.array_sort(F.map_entries(f.name)).alias(f.name)
+            if isinstance(f.dataType, MapType)
+            else F.col(f.name)
+            for f in df.schema.fields
+        ]
+    )
+
+
+def assert_same_table(
+    spark: SparkSession, left: Path, right: Path, ignore: tuple[str, ...] = ()
+) -> None:
+    assert_df_equality(
+        comparable(spark.read.parquet(str(left)).drop(*ignore)),
+        comparable(spark.read.parquet(str(right)).drop(*ignore)),
+        ignore_row_order=True,
+        ignore_column_order=True,
+    )
+
+
+def test_the_pipeline_reproduces_the_stage_by_stage_run(
+    spark: SparkSession, small_run: SmallRun, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    config = load_config(
+        overrides=[f"paths.input={small_run.raw}", f"paths.output={out}", *SMALL_CATALOGUE]
+    )
+    record = pipeline.main(spark, config)
+
+    assert tables(out) == tables(small_run.out)
+    for table in tables(out):
+        assert_same_table(spark, small_run.out / table, out / table)
+    assert record["status"] == "succeeded"
+    assert [r["stage"] for r in record["stages"]] == list(pipeline.STAGES)
+    manifest = json.loads((out / "manifest.json").read_text())["stages"]
+    assert manifest["pipeline"]["stages"] == record["stages"]
+    validated = small_run.results["validate"]
+    assert record["stages"][0]["tables"] == {
+        "clean": validated["rows_clean"],
+        "quarantine": validated["rows_quarantined"],
+    }
+    assert record["stages"][1]["tables"]["marts/monthly_revenue"] == 6
+    assert set(manifest) >= set(pipeline.STAGES)
+
+
+def without_half_of_march(raw: Path, edited: Path) -> int:
+    """The raw CSV files with every other March purchase left out; returns how many left out."""
+    edited.mkdir()
+    dropped = seen = 0
+    for file in sorted(raw.glob("*.csv")):
+        lines = file.read_text(encoding="utf-8").splitlines(keepends=True)
+        date_at = lines[0].rstrip("\n").split(",").index("purchase_date")
+        kept = [lines[0]]
+        for line in lines[1:]:
+            fields = line.split(",")
+            in_march = len(fields) > date_at and fields[date_at].startswith("2016-03")
+            if in_march:
+                seen += 1
+                if seen % 2:
+                    dropped += 1
+                    continue
+            kept.append(line)
+        (edited / file.name).write_text("".join(kept), encoding="utf-8")
+    return dropped
+
+
+def test_a_month_range_replaces_exactly_its_months(
+    spark: SparkSession, small_run: SmallRun, tmp_path: Path
+) -> None:
+    edited = tmp_path / "raw"
+    assert without_half_of_march(small_run.raw, edited) > 0
+    ranged, full = tmp_path / "ranged", tmp_path / "full"
+    for table in ("clean", "quarantine"):
+        shutil.copytree(small_run.out / table, ranged / table)
+    before = {t: partition_files(ranged / t) for t in ("clean", "quarantine")}
+
+    validate.main(
+        spark,
+        load_config(
+            overrides=[
+                f"paths.input={edited}",
+                f"paths.output={ranged}",
+                "input.from_month=2016-03",
+                "input.to_month=2016-03",
+            ]
+        ),
+    )
+    validate.main(spark, load_config(overrides=[f"paths.input={edited}", f"paths.output={full}"]))
+
+    for table in ("clean", "quarantine"):
+        # The re-run gives what a full run of the edited input gives (the kept months
+        # still name the files they came from)...
+        assert_same_table(spark, full / table, ranged / table, ignore=("source_file",))
+        # ...and leaves every other month's files as they were.
+        after = partition_files(ranged / table)
+        untouched = {
+            f: data
+            for f, data in before[table].items()
+            if "purchase_month=2016-03" not in f and "__HIVE_DEFAULT_PARTITION__" not in f
+        }
+        assert untouched, f"{table} has months besides March"
+        assert {f: after[f] for f in untouched if f in after} == untouched
+    march = spark.read.parquet(str(ranged / "clean")).where("purchase_month = '2016-03'").count()
+    original = spark.read.parquet(str(small_run.out / "clean"))
+    assert march < original.where("purchase_month = '2016-03'").count()
+
+
+def test_a_table_without_its_success_marker_is_refused(
+    spark: SparkSession, small_run: SmallRun, tmp_path: Path
+) -> None:
+    shutil.copytree(small_run.out / "clean", tmp_path / "clean")
+    (tmp_path / "clean" / io.SUCCESS_MARKER).unlink()
+    with pytest.raises(
+        UserError, match=r"clean table under .* is incomplete .* re-run jobs/validate\.py"
+    ):
+        io.read_clean(spark, str(tmp_path))
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.pipeline", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_exit_codes_and_one_line_errors(small_run: SmallRun, tmp_path: Path) -> None:
+    missing = run_cli("--input", str(tmp_path / "nowhere"), "--output", str(tmp_path / "out"))
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1] == (
+        f"error: input not found: {tmp_path / 'nowhere'}"
+    )
+
+    # A file where the marts folder should be: validation succeeds, aggregates cannot write.
+    out = tmp_path / "blocked"
+    out.mkdir()
+    (out / "marts").write_text("not a folder")
+    failed = run_cli("--input", str(small_run.raw), "--output", str(out))
+    assert failed.returncode == 1
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: pipeline failed: ")
+    assert "HOTMART_SPARK_DEBUG=1" in last
+    record = json.loads((out / "manifest.json").read_text())["stages"]["pipeline"]
+    assert record["status"] == "failed"
+    assert record["failed_stage"] == "aggregates"
+    assert [r["stage"] for r in record["stages"]] == ["validate"]
