@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA ?= data/generated
 OUT ?= out
 
-.PHONY: demo test lint java tools venv clean
+.PHONY: demo test test-cluster lint java tools venv clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,10 @@ lint: venv
 
 test: venv java tools lint
 	$(BIN)/pytest
+
+# The standalone-cluster tests (a master and two workers on 127.0.0.1, one killed mid-run).
+test-cluster: venv java
+	$(BIN)/pytest -m cluster
 
 clean:
 	rm -rf build $(OUT) $(DATA) .pytest_cache .ruff_cache

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from hotmart_spark import forecast as fc
 from hotmart_spark import io, quality
@@ -17,13 +18,22 @@ from hotmart_spark.config import Config
 
 log = logging.getLogger("hotmart_spark.forecast")
 
+SERIES_DECIMALS = 6
+
 
 def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     started = time.time()
     root, out = config.paths.input, config.paths.output.rstrip("/")
     # One row per day and per quarantined day: these grow with the calendar, not with purchases.
     daily_mart = io.read_mart(spark, root, "daily_revenue", "aggregates")
-    daily = daily_mart.select("day", "value", "units").orderBy("day").toPandas()
+    # Daily sums differ in their last bits with the order Spark adds them in (partitions,
+    # executors), and the optimisers turn that into different fits: the series is rounded
+    # to 1e-6 of a unit first, so a cluster run forecasts what a local run does.
+    daily = (
+        daily_mart.select("day", F.round("value", SERIES_DECIMALS).alias("value"), "units")
+        .orderBy("day")
+        .toPandas()
+    )
     series = fc.daily_series(daily["day"], daily["value"])
     units = pd.Series(daily["units"].to_numpy(), index=pd.to_datetime(daily["day"]))
     result = fc.forecast_revenue(series, config.forecast)

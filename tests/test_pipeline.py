@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import MapType
+from pyspark.sql.types import DoubleType, MapType, StructField
 
 from hotmart_spark import io
 from hotmart_spark.config import load_config
@@ -35,24 +35,30 @@ def partition_files(table: Path) -> dict[str, bytes]:
     }
 
 
-def comparable(df: DataFrame) -> DataFrame:
-    """Maps as sorted entry arrays: Spark cannot sort or hash a map column."""
-    return df.select(
-        *[
-            F.array_sort(F.map_entries(f.name)).alias(f.name)
-            if isinstance(f.dataType, MapType)
-            else F.col(f.name)
-            for f in df.schema.fields
-        ]
-    )
+def comparable(df: DataFrame, digits: int | None = None) -> DataFrame:
+    """Maps as sorted entry arrays (Spark cannot sort or hash a map column); with digits,
+    doubles as text to that many significant digits."""
+
+    def column(field: StructField) -> Column:
+        if isinstance(field.dataType, MapType):
+            return F.array_sort(F.map_entries(field.name)).alias(field.name)
+        if digits is not None and isinstance(field.dataType, DoubleType):
+            return F.format_string(f"%.{digits - 1}e", field.name).alias(field.name)
+        return F.col(field.name)
+
+    return df.select(*[column(f) for f in df.schema.fields])
 
 
 def assert_same_table(
-    spark: SparkSession, left: Path, right: Path, ignore: tuple[str, ...] = ()
+    spark: SparkSession,
+    left: Path,
+    right: Path,
+    ignore: tuple[str, ...] = (),
+    digits: int | None = None,
 ) -> None:
     assert_df_equality(
-        comparable(spark.read.parquet(str(left)).drop(*ignore)),
-        comparable(spark.read.parquet(str(right)).drop(*ignore)),
+        comparable(spark.read.parquet(str(left)).drop(*ignore), digits),
+        comparable(spark.read.parquet(str(right)).drop(*ignore), digits),
         ignore_row_order=True,
         ignore_column_order=True,
     )

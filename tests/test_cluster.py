@@ -1,0 +1,204 @@
+"""The pipeline on a Spark standalone cluster (a master and two workers on 127.0.0.1, from the
+installed pyspark) gives the marts of a local run, also when a worker dies mid-stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyspark
+import pytest
+from pyspark.sql import SparkSession
+
+from hotmart_spark.config import load_config
+from jobs import generate, pipeline
+from tests.test_pipeline import assert_same_table, tables
+
+pytestmark = pytest.mark.cluster
+
+ROOT = Path(__file__).resolve().parents[1]
+SPARK_HOME = Path(pyspark.__file__).parent
+ROWS = 200_000
+# The cluster run splits work as the local test session does, so the models see the same
+# partitions and the results are equal, not just close.
+SAME_SPLITS = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.executor.cores": "1",
+    "spark.executor.memory": "1g",
+    "spark.cores.max": "2",
+    "spark.ui.enabled": "false",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Cluster:
+    url: str
+    ui: str
+    workers: list[subprocess.Popen[bytes]]
+
+    def alive_workers(self) -> int:
+        with urllib.request.urlopen(f"{self.ui}/json/", timeout=5) as answer:
+            return int(json.load(answer)["aliveworkers"])
+
+
+def spark_class(logs: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
+    log = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - open for the process's life
+    return subprocess.Popen(
+        [str(SPARK_HOME / "bin" / "spark-class"), *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "SPARK_HOME": str(SPARK_HOME)},
+        start_new_session=True,
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    logs = tmp_path_factory.mktemp("cluster")
+    port, ui_port = free_port(), free_port()
+    master = spark_class(
+        logs,
+        "master",
+        "org.apache.spark.deploy.master.Master",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--webui-port",
+        str(ui_port),
+    )
+    url = f"spark://127.0.0.1:{port}"
+    workers = [
+        spark_class(
+            logs,
+            f"worker{i}",
+            "org.apache.spark.deploy.worker.Worker",
+            url,
+            "--host",
+            "127.0.0.1",
+            "--webui-port",
+            str(free_port()),
+            "--cores",
+            "1",
+            "--memory",
+            "2g",
+            "--work-dir",
+            str(logs / f"work{i}"),
+        )
+        for i in (1, 2)
+    ]
+    running = Cluster(url, f"http://127.0.0.1:{ui_port}", workers)
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                if running.alive_workers() == 2:
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError(f"the cluster did not come up; logs in {logs}")
+            time.sleep(1)
+        yield running
+    finally:
+        for process in [*workers, master]:
+            stop(process)
+
+
+@pytest.fixture(scope="module")
+def local_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """About 200,000 generated rows and the pipeline's output on local[2]."""
+    root = tmp_path_factory.mktemp("cluster_data")
+    raw, out = root / "raw", root / "local"
+    generate.main(
+        spark,
+        load_config(
+            overrides=[f"paths.output={raw}", f"generator.rows={ROWS}", "generator.files=4"]
+        ),
+    )
+    pipeline.main(spark, load_config(overrides=[f"paths.input={raw}", f"paths.output={out}"]))
+    return raw, out
+
+
+def submit(cluster: Cluster, raw: Path, out: Path) -> subprocess.Popen[bytes]:
+    settings = [arg for key, value in SAME_SPLITS.items() for arg in ("--conf", f"{key}={value}")]
+    return subprocess.Popen(
+        [
+            str(ROOT / "spark-submit.sh"),
+            *settings,
+            "jobs/pipeline.py",
+            "--input",
+            str(raw),
+            "--output",
+            str(out),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "SPARK_MASTER": cluster.url, "HOTMART_SPARK_PROFILE": "cluster"},
+        stdout=open(out.parent / f"{out.name}.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def assert_same_marts(spark: SparkSession, expected: Path, actual: Path) -> None:
+    """Every table equal, doubles to 9 significant digits: Spark adds in another order when
+    the work is spread over other executors."""
+    assert tables(actual) == tables(expected)
+    for table in tables(expected):
+        assert_same_table(spark, expected / table, actual / table, digits=9)
+
+
+def test_the_cluster_gives_the_local_marts(
+    spark: SparkSession, cluster: Cluster, local_run: tuple[Path, Path]
+) -> None:
+    raw, local = local_run
+    out = local.parent / "cluster"
+    finished = submit(cluster, raw, out)
+    assert finished.wait(timeout=900) == 0, (out.parent / "cluster.log").read_text()[-3000:]
+    assert_same_marts(spark, local, out)
+
+
+def test_the_pipeline_survives_a_worker_killed_mid_stage(
+    spark: SparkSession, cluster: Cluster, local_run: tuple[Path, Path]
+) -> None:
+    raw, local = local_run
+    out = local.parent / "worker_killed"
+    running = submit(cluster, raw, out)
+    # Validation is done and the aggregates stage has started: kill a worker with its executor.
+    deadline = time.time() + 600
+    while not (out / "clean" / "_SUCCESS").exists():
+        assert running.poll() is None, (out.parent / "worker_killed.log").read_text()[-3000:]
+        assert time.time() < deadline, "validation did not finish in 10 minutes"
+        time.sleep(0.5)
+    victim = cluster.workers[0]
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert running.poll() is None, "the pipeline ended before the worker was killed"
+    assert running.wait(timeout=900) == 0, (out.parent / "worker_killed.log").read_text()[-3000:]
+    assert_same_marts(spark, local, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stages"]["pipeline"]["status"] == "succeeded"
