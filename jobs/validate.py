@@ -9,7 +9,6 @@ from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from hotmart_spark import generate, io, jdbc, quality
 from hotmart_spark import schema as s
@@ -57,8 +56,11 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
         timings["write_s"] = round(time.time() - step, 2)
     finally:
         flagged.unpersist()
-    written_clean = _rows_in_months(spark, f"{out}/clean", months)
-    written_quarantine = _rows_in_months(spark, f"{out}/quarantine", months)
+    # The run's months (and the undated rows) of the tables as written, other months aside.
+    written_clean, written_quarantine = (
+        quality.within_months(spark.read.parquet(f"{out}/{table}"), *months).count()
+        for table in ("clean", "quarantine")
+    )
     if written_clean + written_quarantine != counts["rows_in"]:
         raise RuntimeError(
             f"rows in ({counts['rows_in']}) != clean ({written_clean}) + "
@@ -104,20 +106,6 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
             log.info("%s %-36s %d", kind.split("_")[0], rule, n)
     log.info("manifest: %s", manifest)
     return record
-
-
-def _rows_in_months(spark: SparkSession, path: str, months: tuple[str, str]) -> int:
-    """Rows of a written table in the run's month range (and the undated partition)."""
-    table = spark.read.parquet(path)
-    if not any(months):
-        return table.count()
-    month = table[s.PURCHASE_MONTH]
-    in_range = F.lit(True)
-    if months[0]:
-        in_range = in_range & (month >= F.lit(months[0]))
-    if months[1]:
-        in_range = in_range & (month <= F.lit(months[1]))
-    return table.where(month.isNull() | in_range).count()
 
 
 if __name__ == "__main__":
