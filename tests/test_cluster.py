@@ -18,6 +18,7 @@ import pyspark
 import pytest
 from pyspark.sql import SparkSession
 
+from hotmart_spark import io
 from hotmart_spark.config import load_config
 from jobs import generate, pipeline
 from tests.test_pipeline import assert_same_table, tables
@@ -172,6 +173,11 @@ SCORED_TABLES = {"marts/buyer_rfm": SCORES, "marts/rfm_segments": ("buyers", "bu
 MIN_SAME_SEGMENT = 0.999
 
 
+def log_tail(out: Path) -> str:
+    """The end of a submitted run's log, for a failed assertion's message."""
+    return (out.parent / f"{out.name}.log").read_text()[-3000:]
+
+
 def assert_same_marts(spark: SparkSession, expected: Path, actual: Path) -> None:
     """Every table equal, doubles to 9 significant digits (Spark adds in another order when
     the work is spread over other executors), RFM scores for all but 0.1% of buyers."""
@@ -191,7 +197,7 @@ def test_the_cluster_gives_the_local_marts(
     raw, local = local_run
     out = local.parent / "cluster"
     finished = submit(cluster, raw, out)
-    assert finished.wait(timeout=900) == 0, (out.parent / "cluster.log").read_text()[-3000:]
+    assert finished.wait(timeout=900) == 0, log_tail(out)
     assert_same_marts(spark, local, out)
 
 
@@ -201,17 +207,18 @@ def test_the_pipeline_survives_a_worker_killed_mid_stage(
     raw, local = local_run
     out = local.parent / "worker_killed"
     running = submit(cluster, raw, out)
-    # Validation is done and the aggregates stage has started: kill a worker with its executor.
+    # Once the clean table is complete, validation is still writing the rest or the aggregates
+    # stage runs: kill a worker with its executor then.
     deadline = time.time() + 600
-    while not (out / "clean" / "_SUCCESS").exists():
-        assert running.poll() is None, (out.parent / "worker_killed.log").read_text()[-3000:]
+    while not (out / "clean" / io.SUCCESS_MARKER).exists():
+        assert running.poll() is None, log_tail(out)
         assert time.time() < deadline, "validation did not finish in 10 minutes"
         time.sleep(0.5)
     victim = cluster.workers[0]
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     assert running.poll() is None, "the pipeline ended before the worker was killed"
-    assert running.wait(timeout=900) == 0, (out.parent / "worker_killed.log").read_text()[-3000:]
+    assert running.wait(timeout=900) == 0, log_tail(out)
     assert_same_marts(spark, local, out)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["stages"]["pipeline"]["status"] == "succeeded"
