@@ -138,10 +138,13 @@ def with_split(products: DataFrame, holdout_share: float, seed: int) -> DataFram
     does not depend on partitioning or row order."""
     bucket = F.pmod(F.xxhash64(F.col(s.PRODUCT_ID), F.lit(seed)), F.lit(10_000))
     # Rows come out of a shuffle in the order its blocks arrived; the trees' split sampling
-    # and the permutations depend on row order, so it is fixed here.
-    return products.withColumn(
-        "holdout", bucket < F.lit(round(holdout_share * 10_000))
-    ).sortWithinPartitions(s.PRODUCT_ID)
+    # and the permutations depend on row order, so it is fixed here. One partition: the
+    # model's many passes are Spark jobs over a catalogue-sized table, whose cost is tasks.
+    return (
+        products.withColumn("holdout", bucket < F.lit(round(holdout_share * 10_000)))
+        .coalesce(1)
+        .sortWithinPartitions(s.PRODUCT_ID)
+    )
 
 
 def pipeline(config: DriversConfig) -> Pipeline:

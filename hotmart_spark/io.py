@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import platform
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pyspark
+from pyspark import StorageLevel
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -302,6 +304,22 @@ def read_quarantine(spark: SparkSession, root: str) -> DataFrame:
 def read_mart(spark: SparkSession, root: str, name: str, stage: str) -> DataFrame:
     """One mart under an earlier run's output root; `stage` is the job that writes it."""
     return _read_output(spark, root, f"marts/{name}", f"marts/{name}", stage)
+
+
+@contextlib.contextmanager
+def persisted(df: DataFrame) -> Iterator[DataFrame]:
+    """df kept (memory, spilling to disk) for the block and released after it. A table that is
+    already kept, as the pipeline keeps the clean table for all its stages, is used as it is
+    and stays kept: Spark finds it by its plan, so every `read_clean` of it is served too."""
+    level = df.storageLevel
+    if level.useMemory or level.useDisk:
+        yield df
+        return
+    df.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        yield df
+    finally:
+        df.unpersist()
 
 
 def write_table(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
 from typing import Any
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -32,19 +32,14 @@ log = logging.getLogger("hotmart_spark.aggregates")
 def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     started = time.time()
     out = config.paths.output.rstrip("/")
-    purchases, scale, z_min = valued_purchases(
-        io.read_clean(spark, config.paths.input), config.value
-    )
-    purchases = purchases.persist(StorageLevel.MEMORY_AND_DISK)
     marts: dict[str, DataFrame] = {}
-    cached = [purchases]
-    try:
-        producers = q1.producer_table(purchases).persist(StorageLevel.MEMORY_AND_DISK)
-        cached.append(producers)
+    with contextlib.ExitStack() as kept:
+        clean = kept.enter_context(io.persisted(io.read_clean(spark, config.paths.input)))
+        purchases, scale, z_min = valued_purchases(clean, config.value)
+        producers = kept.enter_context(io.persisted(q1.producer_table(purchases)))
         p95 = q1.p95_units(producers)
         ranked = rank_desc(q1.top_by_units_rule(producers, p95), "revenue", s.PRODUCER_ID)
-        ranked = ranked.persist(StorageLevel.MEMORY_AND_DISK)
-        cached.append(ranked)
+        ranked = kept.enter_context(io.persisted(ranked))
         overall = concentration(ranked, "revenue").first()
         top_rule = ranked.agg(
             F.sum(F.col("is_top").cast("long")).alias("n_top"),
@@ -82,9 +77,6 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
         channels = {
             r["channel"]: r.asDict() for r in spark.read.parquet(f"{out}/marts/channels").collect()
         }
-    finally:
-        for df in cached:
-            df.unpersist()
     insights = {
         "value_unit": scale.unit,
         "n_producers": n,

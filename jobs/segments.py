@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
 from typing import Any
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
@@ -24,13 +24,11 @@ log = logging.getLogger("hotmart_spark.segments")
 def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     started = time.time()
     out = config.paths.output.rstrip("/")
-    purchases, scale, z_min = valued_purchases(
-        io.read_clean(spark, config.paths.input), config.value
-    )
-    purchases = purchases.persist(StorageLevel.MEMORY_AND_DISK)
-    reference = rfm.reference_day(purchases)
-    values = rfm.buyer_rfm(purchases, reference).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
+    with contextlib.ExitStack() as kept:
+        clean = kept.enter_context(io.persisted(io.read_clean(spark, config.paths.input)))
+        purchases, scale, z_min = valued_purchases(clean, config.value)
+        reference = rfm.reference_day(purchases)
+        values = kept.enter_context(io.persisted(rfm.buyer_rfm(purchases, reference)))
         cuts = rfm.quintile_cuts(values)
         scored = rfm.with_scores(values, cuts).withColumn(
             "segment", rfm.segment(config.rfm.segments)
@@ -39,9 +37,6 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
         buyer_rfm = spark.read.parquet(f"{out}/marts/buyer_rfm")
         io.write_small_table(rfm.segment_summary(buyer_rfm, purchases), f"{out}/marts/rfm_segments")
         clustered = producer_clusters(spark, purchases, config, out)
-    finally:
-        values.unpersist()
-        purchases.unpersist()
     summary = spark.read.parquet(f"{out}/marts/rfm_segments").orderBy(F.desc("value")).collect()
     segments = [
         {
@@ -101,8 +96,7 @@ def producer_clusters(
 ) -> dict[str, Any]:
     """Cluster producers, label each cluster from its profile, write the three tables."""
     features = clusters.producer_features(purchases, config.period.start, config.period.end)
-    features = features.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
+    with io.persisted(features) as features:
         k_range = range(config.clusters.k_min, config.clusters.k_max + 1)
         result = clusters.cluster_producers(features, k_range, config.clusters.seed)
         profile_table = clusters.cluster_profiles(result.assigned)
@@ -116,8 +110,6 @@ def producer_clusters(
         io.write_table(
             result.assigned.join(F.broadcast(named), "cluster"), f"{out}/marts/producer_clusters"
         )
-    finally:
-        features.unpersist()
     # The profiles (k rows) were collected for the labels; they are written from those rows.
     labelled = [{**p.asDict(), "label": name} for p, name in zip(profiles, labels, strict=True)]
     io.write_small_table(

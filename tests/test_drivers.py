@@ -165,7 +165,7 @@ def constructed_products(n: int, seed: int) -> pd.DataFrame:
 def test_importance_ranks_the_feature_that_sets_the_target_above_noise(
     spark: SparkSession, config: Config
 ) -> None:
-    settings = dataclasses.replace(config.drivers, trees=20, max_depth=3, holdout_share=0.3)
+    settings = dataclasses.replace(config.drivers, trees=20, holdout_share=0.3)
     products = drivers.with_split(
         spark.createDataFrame(constructed_products(800, seed=3)), settings.holdout_share, 3
     )

@@ -74,11 +74,19 @@ def _pipeline(k: int, seed: int) -> Pipeline:
 
 def cluster_producers(features: DataFrame, k_range: Sequence[int], seed: int) -> Clustering:
     """k-means for every k in k_range that the producers allow; keeps the best silhouette."""
-    model_input = features.select(
-        "*",
-        *[F.log1p(F.col(c).cast("double")).alias(f"_model_{c}") for c in SKEWED],
-        *[F.col(c).cast("double").alias(f"_model_{c}") for c in LINEAR],
-    ).cache()
+    # One partition: every k-means iteration and silhouette is a Spark job over a table of
+    # producers, whose cost is its tasks, not its rows; and k-means|| seeds per partition, so
+    # one partition also gives the same clusters however the input was split.
+    model_input = (
+        features.select(
+            "*",
+            *[F.log1p(F.col(c).cast("double")).alias(f"_model_{c}") for c in SKEWED],
+            *[F.col(c).cast("double").alias(f"_model_{c}") for c in LINEAR],
+        )
+        .coalesce(1)
+        .sortWithinPartitions(s.PRODUCER_ID)
+        .cache()
+    )
     try:
         n = model_input.count()
         usable = [k for k in k_range if 2 <= k < n]
