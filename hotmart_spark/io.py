@@ -308,9 +308,8 @@ def read_mart(spark: SparkSession, root: str, name: str, stage: str) -> DataFram
 
 @contextlib.contextmanager
 def persisted(df: DataFrame) -> Iterator[DataFrame]:
-    """df kept (memory, spilling to disk) for the block and released after it. A table that is
-    already kept, as the pipeline keeps the clean table for all its stages, is used as it is
-    and stays kept: Spark finds it by its plan, so every `read_clean` of it is served too."""
+    """df kept (memory, spilling to disk) for the block and released after it. A table a
+    caller further out already keeps is used as it is and stays kept."""
     level = df.storageLevel
     if level.useMemory or level.useDisk:
         yield df

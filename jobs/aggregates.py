@@ -34,8 +34,11 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     out = config.paths.output.rstrip("/")
     marts: dict[str, DataFrame] = {}
     with contextlib.ExitStack() as kept:
-        clean = kept.enter_context(io.persisted(io.read_clean(spark, config.paths.input)))
-        purchases, scale, z_min = valued_purchases(clean, config.value)
+        # Not kept: each mart reads just its columns from Parquet, faster than building an
+        # in-memory copy of every column (measured at 1.6M rows: 54 s against 68 s).
+        purchases, scale, z_min = valued_purchases(
+            io.read_clean(spark, config.paths.input), config.value
+        )
         producers = kept.enter_context(io.persisted(q1.producer_table(purchases)))
         p95 = q1.p95_units(producers)
         ranked = rank_desc(q1.top_by_units_rule(producers, p95), "revenue", s.PRODUCER_ID)

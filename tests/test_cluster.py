@@ -28,6 +28,13 @@ pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[1]
 SPARK_HOME = Path(pyspark.__file__).parent
 ROWS = 200_000
+# What is checked is that spreading the work changes no result, not the analyses themselves:
+# fewer k tried, trees and backtest origins make fewer Spark jobs through the same code.
+LIGHT = [
+    "clusters.k_max=3",
+    "drivers.trees=10",
+    "forecast.max_origins=2",
+]
 # The cluster run splits work as the local test session does, so the models see the same
 # partitions and the results are equal, not just close.
 SAME_SPLITS = {
@@ -142,7 +149,8 @@ def local_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
             overrides=[f"paths.output={raw}", f"generator.rows={ROWS}", "generator.files=4"]
         ),
     )
-    pipeline.main(spark, load_config(overrides=[f"paths.input={raw}", f"paths.output={out}"]))
+    paths = [f"paths.input={raw}", f"paths.output={out}"]
+    pipeline.main(spark, load_config(overrides=[*paths, *LIGHT]))
     return raw, out
 
 
@@ -157,6 +165,7 @@ def submit(cluster: Cluster, raw: Path, out: Path) -> subprocess.Popen[bytes]:
             str(raw),
             "--output",
             str(out),
+            *[arg for setting in LIGHT for arg in ("--set", setting)],
         ],
         cwd=ROOT,
         env={**os.environ, "SPARK_MASTER": cluster.url, "HOTMART_SPARK_PROFILE": "cluster"},
