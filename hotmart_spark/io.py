@@ -308,12 +308,8 @@ def read_mart(spark: SparkSession, root: str, name: str, stage: str) -> DataFram
 
 @contextlib.contextmanager
 def persisted(df: DataFrame) -> Iterator[DataFrame]:
-    """df kept (memory, spilling to disk) for the block and released after it. A table a
-    caller further out already keeps is used as it is and stays kept."""
-    level = df.storageLevel
-    if level.useMemory or level.useDisk:
-        yield df
-        return
+    """df kept (memory, spilling to disk) for the block and released after it, also when the
+    block fails."""
     df.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         yield df
