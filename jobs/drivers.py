@@ -37,11 +37,9 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
         drivers.modelled_products(table, settings.early_sales),
         settings.holdout_share,
         settings.seed,
-    ).cache()
-    try:
+    )
+    with io.persisted(modelled) as modelled:
         analysis = drivers.analyse(spark, modelled, table.count(), settings)
-    finally:
-        modelled.unpersist()
     model = analysis.model
     io.write_small_table(spark.createDataFrame(analysis.importance), f"{out}/marts/product_drivers")
     io.write_small_table(

@@ -41,40 +41,25 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
         "stages": [],
     }
     for name, stage in STAGES.items():
-        stage_config = config if name == "validate" else downstream
-        _run_stage(spark, name, stage, stage_config, record, started)
+        stage_started = time.time()
+        try:
+            stage(spark, config if name == "validate" else downstream)
+        except Exception as exc:
+            record["status"] = "failed"
+            record["failed_stage"] = name
+            record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            record["total_s"] = round(time.time() - started, 2)
+            io.update_manifest(out, "pipeline", record)
+            raise
+        seconds = round(time.time() - stage_started, 2)
+        tables = io.tables_written_since(spark, out, stage_started)
+        record["stages"].append({"stage": name, "seconds": seconds, "tables": tables})
+        log.info("stage %s done in %.1f s (%d tables written)", name, seconds, len(tables))
     record["status"] = "succeeded"
     record["total_s"] = round(time.time() - started, 2)
     io.update_manifest(out, "pipeline", record)
     log.info("pipeline done in %.1f s; manifest: %s/manifest.json", record["total_s"], out)
     return record
-
-
-def _run_stage(
-    spark: SparkSession,
-    name: str,
-    stage: Callable[[SparkSession, Config], object],
-    config: Config,
-    record: dict[str, Any],
-    started: float,
-) -> None:
-    """Run one stage and add its seconds and tables to the record; a failure is recorded in
-    the manifest before it goes on up."""
-    out = config.paths.output.rstrip("/")
-    stage_started = time.time()
-    try:
-        stage(spark, config)
-    except Exception as exc:
-        record["status"] = "failed"
-        record["failed_stage"] = name
-        record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        record["total_s"] = round(time.time() - started, 2)
-        io.update_manifest(out, "pipeline", record)
-        raise
-    seconds = round(time.time() - stage_started, 2)
-    tables = io.tables_written_since(spark, out, stage_started)
-    record["stages"].append({"stage": name, "seconds": seconds, "tables": tables})
-    log.info("stage %s done in %.1f s (%d tables written)", name, seconds, len(tables))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 import time
@@ -24,14 +23,13 @@ log = logging.getLogger("hotmart_spark.segments")
 def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     started = time.time()
     out = config.paths.output.rstrip("/")
-    with contextlib.ExitStack() as kept:
-        # Not kept, as in aggregates: reading the few columns each step needs from Parquet is
-        # faster than building an in-memory copy of every column.
-        purchases, scale, z_min = valued_purchases(
-            io.read_clean(spark, config.paths.input), config.value
-        )
-        reference = rfm.reference_day(purchases)
-        values = kept.enter_context(io.persisted(rfm.buyer_rfm(purchases, reference)))
+    # Not kept, as in aggregates: reading the few columns each step needs from Parquet is
+    # faster than building an in-memory copy of every column.
+    purchases, scale, z_min = valued_purchases(
+        io.read_clean(spark, config.paths.input), config.value
+    )
+    reference = rfm.reference_day(purchases)
+    with io.persisted(rfm.buyer_rfm(purchases, reference)) as values:
         cuts = rfm.quintile_cuts(values)
         scored = rfm.with_scores(values, cuts).withColumn(
             "segment", rfm.segment(config.rfm.segments)

@@ -7,7 +7,6 @@ import sys
 import time
 from typing import Any
 
-from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 
 from hotmart_spark import generate, io, jdbc, quality
@@ -41,8 +40,8 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
         config.period.end,
         config.quality.placeholder_burst_min_rows,
         config.quality.actions,
-    ).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
+    )
+    with io.persisted(flagged) as flagged:
         counts = quality.quality_counts(flagged)
         timings["read_and_check_s"] = round(time.time() - started, 2)
         if counts["rows_in"] == 0:
@@ -54,8 +53,6 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
         ):
             io.write_table(rows, f"{out}/{table}", s.PURCHASE_MONTH, only_partitions)
         timings["write_s"] = round(time.time() - step, 2)
-    finally:
-        flagged.unpersist()
     # The run's months (and the undated rows) of the tables as written, other months aside.
     written_clean, written_quarantine = (
         quality.within_months(spark.read.parquet(f"{out}/{table}"), *months).count()
