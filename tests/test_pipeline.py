@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -167,8 +166,9 @@ def test_a_table_without_its_success_marker_is_refused(
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The pipeline as a scheduler runs it: through spark-submit.sh, with its properties."""
     return subprocess.run(
-        [sys.executable, "-m", "jobs.pipeline", *args],
+        [str(ROOT / "spark-submit.sh"), "--master", "local[2]", "jobs/pipeline.py", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -176,10 +176,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def last_line(run: subprocess.CompletedProcess[str]) -> str:
+    # spark-submit runs the job's Python with its stderr merged into the launcher's stdout.
+    return run.stdout.strip().splitlines()[-1]
+
+
 def test_exit_codes_and_one_line_errors(small_run: SmallRun, tmp_path: Path) -> None:
     missing = run_cli("--input", str(tmp_path / "nowhere"), "--output", str(tmp_path / "out"))
     assert missing.returncode == 2
-    assert missing.stderr.strip().splitlines()[-1] == (
+    assert last_line(missing) == (
         f"error: input not found: {tmp_path / 'nowhere'}"
     )
 
@@ -189,7 +194,7 @@ def test_exit_codes_and_one_line_errors(small_run: SmallRun, tmp_path: Path) -> 
     (out / "marts").write_text("not a folder")
     failed = run_cli("--input", str(small_run.raw), "--output", str(out))
     assert failed.returncode == 1
-    last = failed.stderr.strip().splitlines()[-1]
+    last = last_line(failed)
     assert last.startswith("error: pipeline failed: ")
     assert "HOTMART_SPARK_DEBUG=1" in last
     record = json.loads((out / "manifest.json").read_text())["stages"]["pipeline"]
