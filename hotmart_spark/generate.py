@@ -126,6 +126,11 @@ HOUR_SLOTS = 1 << 12
 LARGEST_PRODUCTS = 500
 # purchase_id = product index * PURCHASE_STRIDE + n-th purchase of the product.
 PURCHASE_STRIDE = 1 << 22
+# A product's purchases are drawn in chunks of at most CHUNK_ROWS, spread over partitions of
+# about ROWS_PER_PARTITION rows: the generated rows are kept for the export and the
+# calibration, and one kept partition must fit in a small driver (2g at 100M rows).
+CHUNK_ROWS = 100_000
+ROWS_PER_PARTITION = 1_000_000
 # Ids of producers, affiliates and buyers share one space: id = index * 4 + kind.
 PRODUCER_KIND, AFFILIATE_KIND, BUYER_KIND = 1, 2, 3
 DEFECT_KINDS: tuple[str, ...] = (
@@ -462,9 +467,21 @@ def purchases(
         creation_second + F.floor(u("after_creation") * (86400 - creation_second % 86400)),
     ).otherwise(drawn_second)
 
+    partitions = max(spark.sparkContext.defaultParallelism, -(-sizes.rows // ROWS_PER_PARTITION))
+    chunk_start = F.col("chunk") * CHUNK_ROWS
     rows = (
         catalogue.select(
-            "*", F.explode(F.sequence(F.lit(0), F.col("n").cast("int") - 1)).alias("nth")
+            "*",
+            F.explode(F.sequence(F.lit(0), ((F.col("n") - 1) / CHUNK_ROWS).cast("long"))).alias(
+                "chunk"
+            ),
+        )
+        .repartition(partitions, "product_index", "chunk")
+        .select(
+            "*",
+            F.explode(
+                F.sequence(chunk_start, F.least(chunk_start + CHUNK_ROWS, F.col("n")) - 1)
+            ).alias("nth"),
         )
         .withColumn("purchase_key", F.col("product_index") * PURCHASE_STRIDE + F.col("nth"))
         .withColumn("day_slot", F.least(day_slot, F.lit(DAY_SLOTS - 1)))

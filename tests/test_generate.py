@@ -122,6 +122,26 @@ def test_same_seed_same_rows_other_seed_other_rows(spark: SparkSession, small: D
     assert other.exceptAll(small).count() > 0
 
 
+def test_chunks_and_partitions_do_not_change_the_rows(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Compared before standardising: the z-score's mean and sd add up in partition order.
+    def drawn() -> DataFrame:
+        return generate.purchases(spark, generate.Sizes.for_rows(ROWS), 7, START, END)
+
+    whole = drawn().cache()
+    # Chunks of at most 7 purchases over 20,000 / 3,000 -> 7 partitions: every product's
+    # purchases split across chunks (a best seller into hundreds) and partitions.
+    monkeypatch.setattr(generate, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(generate, "ROWS_PER_PARTITION", 3_000)
+    chunked = drawn()
+    assert chunked.rdd.getNumPartitions() >= 7
+    assert chunked.count() == whole.count() == ROWS
+    assert chunked.exceptAll(whole).count() == 0
+    assert whole.exceptAll(chunked).count() == 0
+    whole.unpersist()
+
+
 def test_defects_are_injected_and_caught(spark: SparkSession, small: DataFrame) -> None:
     rate = 0.01
     defective = generate.with_defects(small, rate, seed=7, end=END)
