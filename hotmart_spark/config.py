@@ -28,6 +28,7 @@ OUTPUT_FORMATS = ("csv", "parquet")
 DRIVER_MODELS = ("gbt", "random_forest")
 # Integer keys with a lower bound, and why where the bound is not obvious.
 MINIMUMS: dict[str, tuple[int, str]] = {
+    "pipeline.concurrent_stages": (1, ""),
     "jdbc.num_partitions": (1, ""),
     "jdbc.fetch_size": (1, ""),
     "quality.placeholder_burst_min_rows": (2, ""),
@@ -48,6 +49,11 @@ MINIMUMS: dict[str, tuple[int, str]] = {
 class PathsConfig:
     input: str
     output: str
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    concurrent_stages: int
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,7 @@ class GeneratorConfig:
 @dataclass(frozen=True)
 class Config:
     paths: PathsConfig
+    pipeline: PipelineConfig
     input: InputConfig
     jdbc: JdbcConfig
     period: PeriodConfig

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as dt
 import json
 import logging
 import os
 import platform
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import pyspark
@@ -37,6 +39,7 @@ from hotmart_spark.config import separator_char
 from hotmart_spark.errors import UserError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PARQUET_MAGIC = b"PAR1"
 SUCCESS_MARKER = "_SUCCESS"
@@ -47,6 +50,12 @@ CORRUPT = "_corrupt_record"
 INTEGRAL_TYPES = ("tinyint", "smallint", "int", "bigint")
 # A decimal comma in a number that is otherwise plain ("1,0" -> "1.0").
 DECIMAL_COMMA = r"^\s*(-?\d+),(\d+)\s*$"
+# The tables completed in the current stage, when a caller records them (see recording_writes).
+_WRITTEN: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "written_tables", default=None
+)
+# Stages running at the same time update the same manifest and insights files.
+_JSON_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -336,6 +345,34 @@ def write_table(
     writer.parquet(path)
     # A dynamic partition overwrite commits without writing the marker at the table root.
     fs.create(marker, True).close()
+    written = _WRITTEN.get()
+    if written is not None:
+        written.append(path)
+
+
+@contextlib.contextmanager
+def recording_writes() -> Iterator[list[str]]:
+    """The paths of the tables write_table completes in this thread during the block."""
+    written: list[str] = []
+    token = _WRITTEN.set(written)
+    try:
+        yield written
+    finally:
+        _WRITTEN.reset(token)
+
+
+def with_caller_recording(fn: Callable[..., T]) -> Callable[..., T]:
+    """fn for another thread, recording its table writes where this thread records them."""
+    written = _WRITTEN.get()
+
+    def run(*args: Any, **kwargs: Any) -> T:
+        token = _WRITTEN.set(written)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _WRITTEN.reset(token)
+
+    return run
 
 
 def _hadoop_path(spark: SparkSession, path: str) -> Any:
@@ -352,17 +389,10 @@ def table_rows(spark: SparkSession, path: str) -> int:
     return spark.read.parquet(path).count()
 
 
-def tables_written_since(spark: SparkSession, root: str, since: float) -> dict[str, int]:
-    """Row counts of the tables under a local output root completed at or after `since`
-    (epoch seconds), keyed by their path under the root."""
-    base = _local_root(root)
-    markers = [base / "clean", base / "quarantine", *sorted((base / "marts").glob("*"))]
-    return {
-        folder.relative_to(base).as_posix(): table_rows(spark, str(folder))
-        for folder in markers
-        if (folder / SUCCESS_MARKER).is_file()
-        and (folder / SUCCESS_MARKER).stat().st_mtime >= since
-    }
+def table_counts(spark: SparkSession, root: str, paths: list[str]) -> dict[str, int]:
+    """Row counts of written tables, keyed by their path under the output root."""
+    prefix = root.rstrip("/") + "/"
+    return {path.removeprefix(prefix): table_rows(spark, path) for path in paths}
 
 
 def versions() -> dict[str, str]:
@@ -385,17 +415,19 @@ def merge_json(
 ) -> Path:
     """Set the entry at the key path (and top-level `extra` keys) in the JSON object at path,
     keeping everything else, and write it atomically."""
-    document: dict[str, Any] = {}
-    if path.exists():
-        document = json.loads(path.read_text(encoding="utf-8"))
-    node = document
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
-    node[keys[-1]] = value
-    document.update(extra or {})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
-    write_atomically(path, text.encode("utf-8"))
+    # Read, change and write under one lock: a stage's update must not undo another's.
+    with _JSON_LOCK:
+        document: dict[str, Any] = {}
+        if path.exists():
+            document = json.loads(path.read_text(encoding="utf-8"))
+        node = document
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+        document.update(extra or {})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
+        write_atomically(path, text.encode("utf-8"))
     return path
 
 

@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -27,6 +28,17 @@ STAGES: dict[str, Callable[[SparkSession, Config], object]] = {
     "forecast": forecast.main,
     "report": report.main,
 }
+# The stages each stage waits for: the ones whose output it reads, and for forecast also
+# drivers, because both catch statsmodels' warnings and Python keeps one set of warning
+# filters per process.
+WAITS_FOR: dict[str, tuple[str, ...]] = {
+    "validate": (),
+    "aggregates": ("validate",),
+    "segments": ("validate",),
+    "drivers": ("validate",),
+    "forecast": ("aggregates", "drivers"),
+    "report": ("aggregates", "segments", "drivers", "forecast"),
+}
 
 
 def main(spark: SparkSession, config: Config) -> dict[str, Any]:
@@ -37,26 +49,64 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     record: dict[str, Any] = {
         "input": config.paths.input,
         "months": {"from": config.input.from_month or None, "to": config.input.to_month or None},
+        "concurrent_stages": config.pipeline.concurrent_stages,
         "status": "running",
         "stages": [],
     }
-    for name, stage in STAGES.items():
+    # A run killed before its end leaves this record saying so.
+    io.update_manifest(out, "pipeline", record)
+
+    def run(name: str) -> dict[str, Any]:
         stage_started = time.time()
-        try:
-            stage(spark, config if name == "validate" else downstream)
-        except Exception as exc:
-            record["status"] = "failed"
-            record["failed_stage"] = name
-            record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            record["total_s"] = round(time.time() - started, 2)
-            io.update_manifest(out, "pipeline", record)
-            raise
+        with io.recording_writes() as written:
+            STAGES[name](spark, config if name == "validate" else downstream)
         seconds = round(time.time() - stage_started, 2)
-        tables = io.tables_written_since(spark, out, stage_started)
-        record["stages"].append({"stage": name, "seconds": seconds, "tables": tables})
-        log.info("stage %s done in %.1f s (%d tables written)", name, seconds, len(tables))
-    record["status"] = "succeeded"
+        log.info("stage %s done in %.1f s (%d tables written)", name, seconds, len(written))
+        return {
+            "stage": name,
+            "started_s": round(stage_started - started, 2),
+            "seconds": seconds,
+            "tables": io.table_counts(spark, out, written),
+        }
+
+    # Small jobs leave cores idle (a shuffle of a producer-sized table is one task) and the
+    # driver plans between jobs: stages that do not wait for each other share the session.
+    done: dict[str, dict[str, Any]] = {}
+    failed: dict[str, Exception] = {}
+    running: dict[Future[dict[str, Any]], str] = {}
+    with ThreadPoolExecutor(config.pipeline.concurrent_stages, "stage") as pool:
+        while True:
+            ready = [
+                name
+                for name in STAGES
+                if name not in done
+                and name not in running.values()
+                and all(before in done for before in WAITS_FOR[name])
+            ]
+            # After a failure the running stages finish; no new one starts.
+            for name in ready if not failed else []:
+                running[pool.submit(run, name)] = name
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                try:
+                    done[name] = future.result()
+                except Exception as exc:
+                    failed[name] = exc
+    record["stages"] = [done[name] for name in STAGES if name in done]
     record["total_s"] = round(time.time() - started, 2)
+    if failed:
+        # With several failures, the earliest stage's is the one to report.
+        name = next(name for name in STAGES if name in failed)
+        exc = failed[name]
+        record["status"] = "failed"
+        record["failed_stage"] = name
+        record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        io.update_manifest(out, "pipeline", record)
+        raise exc
+    record["status"] = "succeeded"
     io.update_manifest(out, "pipeline", record)
     log.info("pipeline done in %.1f s; manifest: %s/manifest.json", record["total_s"], out)
     return record

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,28 @@ def test_the_pipeline_reproduces_the_stage_by_stage_run(
     }
     assert record["stages"][1]["tables"]["marts/monthly_revenue"] == 6
     assert set(manifest) >= set(pipeline.STAGES)
+    # Segments and drivers ran beside aggregates, and each stage lists only its own tables.
+    stage = {r["stage"]: r for r in record["stages"]}
+    aggregates_end = stage["aggregates"]["started_s"] + stage["aggregates"]["seconds"]
+    assert stage["segments"]["started_s"] < aggregates_end
+    assert stage["drivers"]["started_s"] < aggregates_end
+    assert "marts/buyer_rfm" in stage["segments"]["tables"]
+    assert "marts/buyer_rfm" not in stage["aggregates"]["tables"]
+    assert "marts/products" in stage["drivers"]["tables"]
+
+
+def test_stages_updating_the_manifest_at_once_keep_every_update(tmp_path: Path) -> None:
+    def update(stage: int) -> None:
+        for step in range(20):
+            io.update_manifest(str(tmp_path), f"stage{stage}", {"step": step})
+
+    threads = [threading.Thread(target=update, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stages = json.loads((tmp_path / "manifest.json").read_text())["stages"]
+    assert stages == {f"stage{i}": {"step": 19} for i in range(8)}
 
 
 def without_half_of_march(raw: Path, edited: Path) -> int:
@@ -184,11 +207,16 @@ def last_line(run: subprocess.CompletedProcess[str]) -> str:
 def test_exit_codes_and_one_line_errors(small_run: SmallRun, tmp_path: Path) -> None:
     missing = run_cli("--input", str(tmp_path / "nowhere"), "--output", str(tmp_path / "out"))
     assert missing.returncode == 2
-    assert last_line(missing) == (
-        f"error: input not found: {tmp_path / 'nowhere'}"
+    assert last_line(missing) == f"error: input not found: {tmp_path / 'nowhere'}"
+    record = json.loads((tmp_path / "out" / "manifest.json").read_text())["stages"]["pipeline"]
+    assert (record["status"], record["failed_stage"], record["stages"]) == (
+        "failed",
+        "validate",
+        [],
     )
 
-    # A file where the marts folder should be: validation succeeds, aggregates cannot write.
+    # A file where the marts folder should be: validation succeeds, the stages after it cannot
+    # write; aggregates comes first in pipeline order.
     out = tmp_path / "blocked"
     out.mkdir()
     (out / "marts").write_text("not a folder")
