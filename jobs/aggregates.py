@@ -6,6 +6,7 @@ import contextlib
 import logging
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -27,6 +28,7 @@ from hotmart_spark.transforms.ranking import (
 from hotmart_spark.transforms.revenue import valued_purchases
 
 log = logging.getLogger("hotmart_spark.aggregates")
+CONCURRENT_MARTS = 3
 
 
 def main(spark: SparkSession, config: Config) -> dict[str, Any]:
@@ -69,12 +71,17 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
         marts["breakdowns"] = q2.breakdowns(
             purchases, levels, config.period.start, config.period.end
         )
-        for name, mart in marts.items():
+
+        def write(name: str) -> None:
             path = f"{out}/marts/{name}"
             if name in ("producers", "affiliates", "daily_revenue"):
-                io.write_table(mart, path)
+                io.write_table(marts[name], path)
             else:
-                io.write_small_table(mart, path)
+                io.write_small_table(marts[name], path)
+
+        # A mart is a few jobs over small tables; several at once keep the cores busy.
+        with ThreadPoolExecutor(CONCURRENT_MARTS, "marts") as pool:
+            list(pool.map(io.with_caller_recording(write), marts))
         monthly = spark.read.parquet(f"{out}/marts/monthly_revenue").orderBy("month").collect()
         affiliate_summary = spark.read.parquet(f"{out}/marts/affiliate_concentration").first()
         channels = {

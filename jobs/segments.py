@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -28,16 +29,24 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     purchases, scale, z_min = valued_purchases(
         io.read_clean(spark, config.paths.input), config.value
     )
-    reference = rfm.reference_day(purchases)
-    with io.persisted(rfm.buyer_rfm(purchases, reference)) as values:
-        cuts = rfm.quintile_cuts(values)
-        scored = rfm.with_scores(values, cuts).withColumn(
-            "segment", rfm.segment(config.rfm.segments)
+    # Buyers and producers are segmented independently: side by side, their small jobs
+    # share the cores.
+    with ThreadPoolExecutor(1, "producer-clusters") as pool:
+        clusters_done = pool.submit(
+            io.with_caller_recording(producer_clusters), spark, purchases, config, out
         )
-        io.write_table(scored, f"{out}/marts/buyer_rfm")
-        buyer_rfm = spark.read.parquet(f"{out}/marts/buyer_rfm")
-        io.write_small_table(rfm.segment_summary(buyer_rfm, purchases), f"{out}/marts/rfm_segments")
-        clustered = producer_clusters(spark, purchases, config, out)
+        reference = rfm.reference_day(purchases)
+        with io.persisted(rfm.buyer_rfm(purchases, reference)) as values:
+            cuts = rfm.quintile_cuts(values)
+            scored = rfm.with_scores(values, cuts).withColumn(
+                "segment", rfm.segment(config.rfm.segments)
+            )
+            io.write_table(scored, f"{out}/marts/buyer_rfm")
+            buyer_rfm = spark.read.parquet(f"{out}/marts/buyer_rfm")
+            io.write_small_table(
+                rfm.segment_summary(buyer_rfm, purchases), f"{out}/marts/rfm_segments"
+            )
+        clustered = clusters_done.result()
     summary = spark.read.parquet(f"{out}/marts/rfm_segments").orderBy(F.desc("value")).collect()
     segments = [
         {

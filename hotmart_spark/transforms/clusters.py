@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pyspark.ml import Pipeline, PipelineModel
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 SKEWED = ("revenue", "units", "products", "niches", "avg_value_per_sale")
 LINEAR = ("affiliate_units_share", "months_active", "growth_index")
 FEATURES = SKEWED + LINEAR
+CONCURRENT_FITS = 4
 
 
 @dataclass(frozen=True)
@@ -97,17 +99,19 @@ def cluster_producers(features: DataFrame, k_range: Sequence[int], seed: int) ->
                 f"{min(k_range)}-{max(k_range)}",
             )
             return Clustering(features.withColumn("cluster", F.lit(0)), [], 1)
-        evaluator = ClusteringEvaluator(featuresCol="_scaled", predictionCol="cluster")
-        scores: list[tuple[int, float]] = []
-        best: tuple[float, int, PipelineModel] | None = None
-        for k in usable:
+
+        def fit(k: int) -> tuple[int, float, PipelineModel]:
             model = _pipeline(k, seed).fit(model_input)
-            silhouette = float(evaluator.evaluate(model.transform(model_input)))
-            scores.append((k, silhouette))
-            if best is None or silhouette > best[0]:
-                best = (silhouette, k, model)
-        assert best is not None
-        _, k, model = best
+            evaluator = ClusteringEvaluator(featuresCol="_scaled", predictionCol="cluster")
+            return k, float(evaluator.evaluate(model.transform(model_input))), model
+
+        # A fit is a chain of one-task jobs with the driver planning between them: several at
+        # once keep both cores of a small machine busy. Each k's result is its own.
+        with ThreadPoolExecutor(CONCURRENT_FITS, "kmeans") as pool:
+            fitted = list(pool.map(fit, usable))
+        scores = [(k, silhouette) for k, silhouette, _ in fitted]
+        # The best silhouette; the smallest k among equals.
+        k, _, model = max(fitted, key=lambda f: (f[1], -f[0]))
         # The caller keeps `features` cached; re-deriving the model input from it is cheap.
         assigned = model.transform(model_input).select(*features.columns, "cluster")
         return Clustering(assigned, scores, k)
