@@ -42,8 +42,10 @@ def rank_desc(
     totals = local.groupBy(*groups, "_bucket").agg(
         F.count(F.lit(1)).alias("_n"), F.sum(value).alias("_v")
     )
+    # `totals` has at most `buckets` rows per group; without groups, one constant partition
+    # says so to Spark, which otherwise warns of a window over the whole dataset.
     above = (
-        Window.partitionBy(*groups)
+        Window.partitionBy(*(groups or [F.lit(0)]))
         .orderBy(F.asc("_bucket"))
         .rowsBetween(Window.unboundedPreceding, -1)
     )
