@@ -25,7 +25,9 @@ def main(spark: SparkSession, config: Config) -> list[generate.Check]:
     sizes = generate.Sizes.for_rows(gen.rows)
     raw = generate.purchases(spark, sizes, gen.seed, config.period.start, config.period.end)
     # Standardising, writing and calibrating all read the generated rows: make them once.
-    raw = raw.persist(StorageLevel.MEMORY_AND_DISK)
+    # On disk only: kept in memory, a partition is unrolled on the heap first, which ran a
+    # 2g driver out of memory at 100M rows even with partitions of 1M rows.
+    raw = raw.persist(StorageLevel.DISK_ONLY)
     try:
         rows = generate.standardised(raw)
         exported = generate.with_defects(rows, gen.defects, gen.seed, config.period.end)
