@@ -351,14 +351,20 @@ def write_table(
 
 
 @contextlib.contextmanager
+def _recording_into(written: list[str] | None) -> Iterator[None]:
+    token = _WRITTEN.set(written)
+    try:
+        yield
+    finally:
+        _WRITTEN.reset(token)
+
+
+@contextlib.contextmanager
 def recording_writes() -> Iterator[list[str]]:
     """The paths of the tables write_table completes in this thread during the block."""
     written: list[str] = []
-    token = _WRITTEN.set(written)
-    try:
+    with _recording_into(written):
         yield written
-    finally:
-        _WRITTEN.reset(token)
 
 
 def with_caller_recording(fn: Callable[..., T]) -> Callable[..., T]:
@@ -366,11 +372,8 @@ def with_caller_recording(fn: Callable[..., T]) -> Callable[..., T]:
     written = _WRITTEN.get()
 
     def run(*args: Any, **kwargs: Any) -> T:
-        token = _WRITTEN.set(written)
-        try:
+        with _recording_into(written):
             return fn(*args, **kwargs)
-        finally:
-            _WRITTEN.reset(token)
 
     return run
 
