@@ -316,10 +316,12 @@ def read_mart(spark: SparkSession, root: str, name: str, stage: str) -> DataFram
 
 
 @contextlib.contextmanager
-def persisted(df: DataFrame) -> Iterator[DataFrame]:
-    """df kept (memory, spilling to disk) for the block and released after it, also when the
-    block fails."""
-    df.persist(StorageLevel.MEMORY_AND_DISK)
+def persisted(
+    df: DataFrame, level: StorageLevel = StorageLevel.MEMORY_AND_DISK
+) -> Iterator[DataFrame]:
+    """df kept (by default in memory, spilling to disk) for the block and released after it,
+    also when the block fails."""
+    df.persist(level)
     try:
         yield df
     finally:

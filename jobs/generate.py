@@ -27,15 +27,12 @@ def main(spark: SparkSession, config: Config) -> list[generate.Check]:
     # Standardising, writing and calibrating all read the generated rows: make them once.
     # On disk only: kept in memory, a partition is unrolled on the heap first, which ran a
     # 2g driver out of memory at 100M rows even with partitions of 1M rows.
-    raw = raw.persist(StorageLevel.DISK_ONLY)
-    try:
+    with io.persisted(raw, StorageLevel.DISK_ONLY) as raw:
         rows = generate.standardised(raw)
         exported = generate.with_defects(rows, gen.defects, gen.seed, config.period.end)
         generate.write_export(exported, out, gen)
         written_s = time.time() - started
         checks = generate.calibration(rows, sizes, config.period.start, config.period.end)
-    finally:
-        raw.unpersist()
     print(generate.calibration_table(checks))
     if io.is_local(out):
         report = io.local_path(out) / generate.CALIBRATION_FILE
