@@ -29,17 +29,23 @@ SCALE_RATIO_TARGET = 10.0
 # conf/spark-local.properties has 8 shuffle partitions, right up to 16M rows (more cost 30 s
 # at 1.6M, measured); beyond, a partition of a kept table must still fit a 2g driver.
 ROWS_PER_SHUFFLE_PARTITION = 2_000_000
+# Above this, kept tables go to disk only: unrolling partitions into the memory store ran a
+# 2g driver out of heap while generating 100M rows (measured), where disk-only did not.
+ROWS_KEPT_IN_MEMORY = 16_000_000
 
 
 def spark_options(rows: int, driver_memory: str) -> list[str]:
     """spark-submit options for a run over `rows` rows."""
     partitions = max(8, rows // ROWS_PER_SHUFFLE_PARTITION)
-    return [
+    options = [
         "--driver-memory",
         driver_memory,
         "--conf",
         f"spark.sql.shuffle.partitions={partitions}",
     ]
+    if rows > ROWS_KEPT_IN_MEMORY:
+        options += ["--conf", "spark.sql.defaultCacheStorageLevel=DISK_ONLY"]
+    return options
 
 
 def run(command: list[str], log: Path) -> tuple[float, int]:

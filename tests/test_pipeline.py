@@ -188,6 +188,20 @@ def test_a_table_without_its_success_marker_is_refused(
         io.read_clean(spark, str(tmp_path))
 
 
+def test_kept_tables_follow_the_sessions_default_storage_level(spark: SparkSession) -> None:
+    # The benchmark's 100M-row run keeps tables on disk only through this setting alone.
+    spark.conf.set("spark.sql.defaultCacheStorageLevel", "DISK_ONLY")
+    try:
+        with io.persisted(spark.range(3)) as kept:
+            level = kept.storageLevel
+    finally:
+        spark.conf.unset("spark.sql.defaultCacheStorageLevel")
+    assert (level.useDisk, level.useMemory) == (True, False)
+    with io.persisted(spark.range(4)) as kept:
+        assert (kept.storageLevel.useDisk, kept.storageLevel.useMemory) == (True, True)
+    assert not kept.storageLevel.useDisk
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """The pipeline as a scheduler runs it: through spark-submit.sh, with its properties."""
     return subprocess.run(
