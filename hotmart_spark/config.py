@@ -36,6 +36,7 @@ MINIMUMS: dict[str, tuple[int, str]] = {
     "drivers.min_products": (10, ""),
     "drivers.trees": (1, ""),
     "drivers.permutation_repeats": (2, "the spread needs two shuffles"),
+    "drivers.permutation_max_products": (10, ""),
     "forecast.horizon_months": (1, ""),
     "forecast.max_origins": (1, ""),
     "forecast.simulations": (100, "interval ends are path quantiles"),
@@ -119,6 +120,7 @@ class DriversConfig:
     trees: int
     max_depth: int
     permutation_repeats: int
+    permutation_max_products: int
 
 
 @dataclass(frozen=True)

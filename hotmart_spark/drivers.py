@@ -215,6 +215,18 @@ def fit_model(
     return model, scores, scored
 
 
+def permutation_sample(scored: DataFrame, max_products: int, seed: int) -> pd.DataFrame:
+    """The held-out products permutation importance scores: at most max_products, those first
+    by a hash of product_id and the seed (the same ones on every run), in product_id order."""
+    return (
+        scored.select(s.PRODUCT_ID, *FEATURES, TARGET)
+        .orderBy(F.xxhash64(F.col(s.PRODUCT_ID), F.lit(seed)), s.PRODUCT_ID)
+        .limit(max_products)
+        .toPandas()
+        .sort_values(s.PRODUCT_ID, ignore_index=True)
+    )
+
+
 def permutation_importance(
     spark: SparkSession,
     model: PipelineModel,
@@ -399,11 +411,7 @@ def analyse(
         return Analysis(importance_table({}, empty, {}), model, effects)
     correlations = spearman(modelled, NUMERIC_FEATURES, "units")
     fitted, scores, scored = fit_model(modelled, config)
-    holdout = (
-        scored.select(s.PRODUCT_ID, *FEATURES, TARGET)
-        .toPandas()
-        .sort_values(s.PRODUCT_ID, ignore_index=True)
-    )
+    holdout = permutation_sample(scored, config.permutation_max_products, config.seed)
     scored.unpersist()
     permutation = permutation_importance(
         spark, fitted, holdout, FEATURES, config.permutation_repeats, config.seed

@@ -183,6 +183,21 @@ def test_importance_ranks_the_feature_that_sets_the_target_above_noise(
     assert max(impurity, key=impurity.get) == "price_level"
 
 
+def test_permutation_scores_a_fixed_sample_of_at_most_the_cap(spark: SparkSession) -> None:
+    frame = constructed_products(30, seed=5)
+    scored = spark.createDataFrame(frame.sample(frac=1.0, random_state=1))
+    sample = drivers.permutation_sample(scored, max_products=10, seed=3)
+    assert len(sample) == 10
+    assert sample[s.PRODUCT_ID].is_monotonic_increasing
+    # The same products whatever the row order, and all of them under the cap.
+    again = drivers.permutation_sample(spark.createDataFrame(frame), max_products=10, seed=3)
+    assert sample[s.PRODUCT_ID].tolist() == again[s.PRODUCT_ID].tolist()
+    other_seed = drivers.permutation_sample(scored, max_products=10, seed=4)
+    assert sample[s.PRODUCT_ID].tolist() != other_seed[s.PRODUCT_ID].tolist()
+    whole = drivers.permutation_sample(scored, max_products=50, seed=3)
+    assert whole[s.PRODUCT_ID].tolist() == list(range(30))
+
+
 def confounded_products(n: int, effect: float, seed: int) -> pd.DataFrame:
     """Category raises both the chance of an affiliate programme and the units; price and age
     raise units too; the programme adds `effect` to log(units)."""
