@@ -71,6 +71,8 @@ with zipfile.ZipFile(root / "build" / "hotmart_spark.zip", "w", zipfile.ZIP_DEFL
         bundle.write(path, path.relative_to(root))
 PY
 
+# A driver out of heap in a thread other than main (the one serving toPandas, say) otherwise
+# leaves the job waiting forever instead of failing, which a scheduler cannot tell from work.
 exec "$submit" --properties-file "$properties" --py-files "$root/build/hotmart_spark.zip" \
-    --driver-java-options "-Dlog4j2.configurationFile=file:$root/conf/log4j2.properties" \
+    --driver-java-options "-Dlog4j2.configurationFile=file:$root/conf/log4j2.properties -XX:+ExitOnOutOfMemoryError" \
     "${spark_args[@]}" "$job" "$@"
