@@ -319,9 +319,9 @@ def read_mart(spark: SparkSession, root: str, name: str, stage: str) -> DataFram
 def persisted(df: DataFrame, level: StorageLevel | None = None) -> Iterator[DataFrame]:
     """df kept for the block and released after it, also when the block fails.
 
-    Without a level, the session's spark.sql.defaultCacheStorageLevel applies (Spark's default:
-    in memory, spilling to disk), so a run on far more rows than the driver's memory can keep
-    its tables on disk with one --conf and no code change.
+    Without a level, the session's spark.sql.defaultCacheStorageLevel applies (the properties
+    files: serialized in memory, spilling to disk), so a run on far more rows than the driver's
+    memory can keep its tables on disk with one --conf and no code change.
     """
     if level is None:
         df.cache()
