@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import pyspark
-from pyspark import StorageLevel
+from pyspark import StorageLevel, inheritable_thread_target
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -374,15 +374,17 @@ def recording_writes() -> Iterator[list[str]]:
         yield written
 
 
-def with_caller_recording(fn: Callable[..., T]) -> Callable[..., T]:
-    """fn for another thread, recording its table writes where this thread records them."""
+def in_callers_context(fn: Callable[..., T]) -> Callable[..., T]:
+    """fn for another thread, run as if by this one: its table writes are recorded where this
+    thread records them, and its Spark jobs carry this thread's local properties, among them
+    the pipeline stage's job group that Spark's UI and event log show."""
     written = _WRITTEN.get()
 
     def run(*args: Any, **kwargs: Any) -> T:
         with _recording_into(written):
             return fn(*args, **kwargs)
 
-    return run
+    return inheritable_thread_target(run)
 
 
 def _hadoop_path(spark: SparkSession, path: str) -> Any:

@@ -58,6 +58,8 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
 
     def run(name: str) -> dict[str, Any]:
         stage_started = time.time()
+        # Spark's UI and event log then tell which stage each job belongs to.
+        spark.sparkContext.setJobGroup(name, f"hotmart-spark {name}")
         with io.recording_writes() as written:
             STAGES[name](spark, config if name == "validate" else downstream)
         seconds = round(time.time() - stage_started, 2)

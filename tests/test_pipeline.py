@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -134,6 +137,29 @@ def without_half_of_march(raw: Path, edited: Path) -> int:
             kept.append(line)
         (edited / file.name).write_text("".join(kept), encoding="utf-8")
     return dropped
+
+
+def test_each_stages_spark_jobs_carry_its_name_as_job_group(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What Spark's UI shows for each job, also for jobs a stage starts from threads of its own
+    (segments' producer clusters, the k-means fits, the aggregates' marts)."""
+    seen: dict[str, tuple[str | None, str | None]] = {}
+
+    def stage(name: str) -> Callable[[SparkSession, object], None]:
+        def run(session: SparkSession, _: object) -> None:
+            group = functools.partial(session.sparkContext.getLocalProperty, "spark.jobGroup.id")
+            with ThreadPoolExecutor(1) as pool:
+                seen[name] = (group(), pool.submit(io.in_callers_context(group)).result())
+
+        return run
+
+    monkeypatch.setattr(pipeline, "STAGES", {name: stage(name) for name in pipeline.STAGES})
+    pipeline.main(
+        spark,
+        load_config(overrides=[f"paths.input={tmp_path}/raw", f"paths.output={tmp_path}/out"]),
+    )
+    assert seen == {name: (name, name) for name in pipeline.STAGES}
 
 
 def test_a_month_range_replaces_exactly_its_months(
