@@ -374,7 +374,7 @@ def recording_writes() -> Iterator[list[str]]:
         yield written
 
 
-def in_callers_context(fn: Callable[..., T]) -> Callable[..., T]:
+def in_callers_context(spark: SparkSession, fn: Callable[..., T]) -> Callable[..., T]:
     """fn for another thread, run as if by this one: its table writes are recorded where this
     thread records them, and its Spark jobs carry this thread's local properties, among them
     the pipeline stage's job group that Spark's UI and event log show."""
@@ -384,7 +384,7 @@ def in_callers_context(fn: Callable[..., T]) -> Callable[..., T]:
         with _recording_into(written):
             return fn(*args, **kwargs)
 
-    return inheritable_thread_target(run)
+    return inheritable_thread_target(spark)(run)
 
 
 def _hadoop_path(spark: SparkSession, path: str) -> Any:

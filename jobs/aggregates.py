@@ -81,7 +81,7 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
 
         # A mart is a few jobs over small tables; several at once keep the cores busy.
         with ThreadPoolExecutor(CONCURRENT_MARTS, "marts") as pool:
-            list(pool.map(io.in_callers_context(write), marts))
+            list(pool.map(io.in_callers_context(spark, write), marts))
         monthly = spark.read.parquet(f"{out}/marts/monthly_revenue").orderBy("month").collect()
         affiliate_summary = spark.read.parquet(f"{out}/marts/affiliate_concentration").first()
         channels = {

@@ -33,7 +33,7 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     # share the cores.
     with ThreadPoolExecutor(1, "producer-clusters") as pool:
         clusters_done = pool.submit(
-            io.in_callers_context(producer_clusters), spark, purchases, config, out
+            io.in_callers_context(spark, producer_clusters), spark, purchases, config, out
         )
         reference = rfm.reference_day(purchases)
         with io.persisted(rfm.buyer_rfm(purchases, reference)) as values:

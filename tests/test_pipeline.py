@@ -150,7 +150,7 @@ def test_each_stages_spark_jobs_carry_its_name_as_job_group(
         def run(session: SparkSession, _: object) -> None:
             group = functools.partial(session.sparkContext.getLocalProperty, "spark.jobGroup.id")
             with ThreadPoolExecutor(1) as pool:
-                seen[name] = (group(), pool.submit(io.in_callers_context(group)).result())
+                seen[name] = (group(), pool.submit(io.in_callers_context(session, group)).result())
 
         return run
 

@@ -109,7 +109,7 @@ def cluster_producers(features: DataFrame, k_range: Sequence[int], seed: int) ->
         # A fit is a chain of one-task jobs with the driver planning between them: several at
         # once keep both cores of a small machine busy. Each k's result is its own.
         with ThreadPoolExecutor(CONCURRENT_FITS, "kmeans") as pool:
-            fitted = list(pool.map(io.in_callers_context(fit), usable))
+            fitted = list(pool.map(io.in_callers_context(features.sparkSession, fit), usable))
         scores = [(k, silhouette) for k, silhouette, _ in fitted]
         # The best silhouette; the smallest k among equals.
         k, _, model = max(fitted, key=lambda f: (f[1], -f[0]))
