@@ -3,7 +3,6 @@ installed pyspark) gives the marts of a local run, also when a worker dies mid-s
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -12,7 +11,6 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +28,6 @@ pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[1]
 SPARK_HOME = Path(pyspark.__file__).parent
 ROWS = 200_000
-# Each run alone takes about 4 minutes here; side by side, each takes longer.
-RUN_TIMEOUT_S = 1200
 # What is checked is that spreading the work changes no result, not the analyses themselves:
 # fewer k tried, trees and backtest origins make fewer Spark jobs through the same code.
 LIGHT = [
@@ -61,27 +57,11 @@ def free_port() -> int:
 class Cluster:
     url: str
     ui: str
-    master: subprocess.Popen[bytes]
     workers: list[subprocess.Popen[bytes]]
 
     def alive_workers(self) -> int:
         with urllib.request.urlopen(f"{self.ui}/json/", timeout=5) as answer:
             return int(json.load(answer)["aliveworkers"])
-
-    def wait_until_up(self, deadline: float, logs: Path) -> None:
-        while True:
-            try:
-                if self.alive_workers() == len(self.workers):
-                    return
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError(f"the cluster did not come up; logs in {logs}")
-            time.sleep(1)
-
-    def stop(self) -> None:
-        for process in [*self.workers, self.master]:
-            stop(process)
 
 
 def spark_class(logs: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
@@ -105,9 +85,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def start_cluster(logs: Path) -> Cluster:
-    """A master and two one-core workers on 127.0.0.1, on free ports; not waited for."""
-    logs.mkdir()
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    logs = tmp_path_factory.mktemp("cluster")
     port, ui_port = free_port(), free_port()
     master = spark_class(
         logs,
@@ -140,7 +120,38 @@ def start_cluster(logs: Path) -> Cluster:
         )
         for i in (1, 2)
     ]
-    return Cluster(url, f"http://127.0.0.1:{ui_port}", master, workers)
+    running = Cluster(url, f"http://127.0.0.1:{ui_port}", workers)
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                if running.alive_workers() == 2:
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError(f"the cluster did not come up; logs in {logs}")
+            time.sleep(1)
+        yield running
+    finally:
+        for process in [*workers, master]:
+            stop(process)
+
+
+@pytest.fixture(scope="module")
+def local_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """About 200,000 generated rows and the pipeline's output on local[2]."""
+    root = tmp_path_factory.mktemp("cluster_data")
+    raw, out = root / "raw", root / "local"
+    generate.main(
+        spark,
+        load_config(
+            overrides=[f"paths.output={raw}", f"generator.rows={ROWS}", "generator.files=4"]
+        ),
+    )
+    paths = [f"paths.input={raw}", f"paths.output={out}"]
+    pipeline.main(spark, load_config(overrides=[*paths, *LIGHT]))
+    return raw, out
 
 
 def submit(cluster: Cluster, raw: Path, out: Path) -> subprocess.Popen[bytes]:
@@ -160,74 +171,7 @@ def submit(cluster: Cluster, raw: Path, out: Path) -> subprocess.Popen[bytes]:
         env={**os.environ, "SPARK_MASTER": cluster.url, "HOTMART_SPARK_PROFILE": "cluster"},
         stdout=open(out.parent / f"{out.name}.log", "wb"),
         stderr=subprocess.STDOUT,
-        start_new_session=True,
     )
-
-
-def kill_a_worker_after_validation(
-    cluster: Cluster, running: subprocess.Popen[bytes], out: Path
-) -> str:
-    """Kills the first worker (and its executor) once the clean table is complete, while
-    validation writes the rest or the next stages run. Empty when that worked, else why not."""
-    deadline = time.time() + RUN_TIMEOUT_S
-    while not (out / "clean" / io.SUCCESS_MARKER).exists():
-        if running.poll() is not None:
-            return f"the pipeline ended (exit {running.returncode}) before validation finished"
-        if time.time() > deadline:
-            return f"validation did not finish in {RUN_TIMEOUT_S} s"
-        time.sleep(0.5)
-    victim = cluster.workers[0]
-    os.killpg(victim.pid, signal.SIGKILL)
-    victim.wait()
-    return "" if running.poll() is None else "the pipeline ended before the worker was killed"
-
-
-@dataclass(frozen=True)
-class Runs:
-    """The same generated input through the pipeline on local[2] and on two clusters, one of
-    which lost a worker mid-run."""
-
-    local: Path
-    cluster: Path
-    cluster_exit: int
-    worker_killed: Path
-    worker_killed_exit: int
-    kill_problem: str
-
-
-@pytest.fixture(scope="module")
-def runs(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
-    """About 200,000 generated rows through the three runs at once: each run is mostly small
-    jobs and waits between them, so side by side they take little longer than the slowest."""
-    root = tmp_path_factory.mktemp("cluster_data")
-    raw, local = root / "raw", root / "local"
-    out, killed_out = root / "cluster", root / "worker_killed"
-    generate.main(
-        spark,
-        load_config(
-            overrides=[f"paths.output={raw}", f"generator.rows={ROWS}", "generator.files=4"]
-        ),
-    )
-    with contextlib.ExitStack() as cleanup:
-        clusters = []
-        for name in ("cluster_logs", "worker_killed_logs"):
-            clusters.append(start_cluster(root / name))
-            cleanup.callback(clusters[-1].stop)
-        deadline = time.time() + 90
-        for running_cluster in clusters:
-            running_cluster.wait_until_up(deadline, root)
-        submitted = [submit(clusters[0], raw, out), submit(clusters[1], raw, killed_out)]
-        for process in submitted:
-            cleanup.callback(stop, process)
-        with ThreadPoolExecutor(1, "worker-killer") as pool:
-            killing = pool.submit(
-                kill_a_worker_after_validation, clusters[1], submitted[1], killed_out
-            )
-            paths = [f"paths.input={raw}", f"paths.output={local}"]
-            pipeline.main(spark, load_config(overrides=[*paths, *LIGHT]))
-            kill_problem = killing.result()
-        exits = [process.wait(timeout=RUN_TIMEOUT_S) for process in submitted]
-    yield Runs(local, out, exits[0], killed_out, exits[1], kill_problem)
 
 
 # RFM scores come from percentile_approx cuts, whose sketches merge in the order tasks
@@ -256,14 +200,34 @@ def assert_same_marts(spark: SparkSession, expected: Path, actual: Path) -> None
     assert same >= MIN_SAME_SEGMENT * left.count()
 
 
-def test_the_cluster_gives_the_local_marts(spark: SparkSession, runs: Runs) -> None:
-    assert runs.cluster_exit == 0, log_tail(runs.cluster)
-    assert_same_marts(spark, runs.local, runs.cluster)
+def test_the_cluster_gives_the_local_marts(
+    spark: SparkSession, cluster: Cluster, local_run: tuple[Path, Path]
+) -> None:
+    raw, local = local_run
+    out = local.parent / "cluster"
+    finished = submit(cluster, raw, out)
+    assert finished.wait(timeout=900) == 0, log_tail(out)
+    assert_same_marts(spark, local, out)
 
 
-def test_the_pipeline_survives_a_worker_killed_mid_stage(spark: SparkSession, runs: Runs) -> None:
-    assert not runs.kill_problem, f"{runs.kill_problem}\n{log_tail(runs.worker_killed)}"
-    assert runs.worker_killed_exit == 0, log_tail(runs.worker_killed)
-    assert_same_marts(spark, runs.local, runs.worker_killed)
-    manifest = json.loads((runs.worker_killed / "manifest.json").read_text())
+def test_the_pipeline_survives_a_worker_killed_mid_stage(
+    spark: SparkSession, cluster: Cluster, local_run: tuple[Path, Path]
+) -> None:
+    raw, local = local_run
+    out = local.parent / "worker_killed"
+    running = submit(cluster, raw, out)
+    # Once the clean table is complete, validation is still writing the rest or the aggregates
+    # stage runs: kill a worker with its executor then.
+    deadline = time.time() + 600
+    while not (out / "clean" / io.SUCCESS_MARKER).exists():
+        assert running.poll() is None, log_tail(out)
+        assert time.time() < deadline, "validation did not finish in 10 minutes"
+        time.sleep(0.5)
+    victim = cluster.workers[0]
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert running.poll() is None, "the pipeline ended before the worker was killed"
+    assert running.wait(timeout=900) == 0, log_tail(out)
+    assert_same_marts(spark, local, out)
+    manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["stages"]["pipeline"]["status"] == "succeeded"
