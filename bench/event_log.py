@@ -1,5 +1,6 @@
 """Where a run's Spark time went, per pipeline stage, from Spark's event log.
 
+    mkdir -p /tmp/events
     ./spark-submit.sh --conf spark.eventLog.enabled=true --conf spark.eventLog.dir=file:/tmp/events \
         --conf spark.eventLog.compress=false jobs/pipeline.py --input data/generated --output out
     .venv/bin/python bench/event_log.py /tmp/events/eventlog_v2_local-*
