@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.clustering import KMeans
+from pyspark.ml import Pipeline
+from pyspark.ml.clustering import KMeans, KMeansModel
 from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.ml.feature import StandardScaler, VectorAssembler
 from pyspark.sql import DataFrame
@@ -65,46 +65,51 @@ def producer_features(purchases: DataFrame, start: dt.date, end: dt.date) -> Dat
     )
 
 
-def _pipeline(k: int, seed: int) -> Pipeline:
+def _scaling() -> Pipeline:
     return Pipeline(
         stages=[
             VectorAssembler(inputCols=[f"_model_{c}" for c in FEATURES], outputCol="_raw"),
             StandardScaler(inputCol="_raw", outputCol="_scaled", withMean=True, withStd=True),
-            KMeans(k=k, seed=seed, featuresCol="_scaled", predictionCol="cluster", maxIter=50),
         ]
     )
 
 
 def cluster_producers(features: DataFrame, k_range: Sequence[int], seed: int) -> Clustering:
     """k-means for every k in k_range that the producers allow; keeps the best silhouette."""
+    n = features.count()
+    usable = [k for k in k_range if 2 <= k < n]
+    if not usable:
+        log.warning(
+            "only %d producers: too few for the %s clusters asked for; all in one cluster",
+            n,
+            f"{min(k_range)}-{max(k_range)}",
+        )
+        return Clustering(features.withColumn("cluster", F.lit(0)), [], 1)
+    model_input = features.select(
+        "*",
+        *[F.log1p(F.col(c).cast("double")).alias(f"_model_{c}") for c in SKEWED],
+        *[F.col(c).cast("double").alias(f"_model_{c}") for c in LINEAR],
+    )
+    # The scaling does not depend on k: fitted once, and its output kept for every k's fits.
     # One partition: every k-means iteration and silhouette is a Spark job over a table of
     # producers, whose cost is its tasks, not its rows; and k-means|| seeds per partition, so
     # one partition also gives the same clusters however the input was split.
-    model_input = (
-        features.select(
-            "*",
-            *[F.log1p(F.col(c).cast("double")).alias(f"_model_{c}") for c in SKEWED],
-            *[F.col(c).cast("double").alias(f"_model_{c}") for c in LINEAR],
-        )
+    scaled = (
+        _scaling()
+        .fit(model_input)
+        .transform(model_input)
         .coalesce(1)
         .sortWithinPartitions(s.PRODUCER_ID)
         .cache()
     )
     try:
-        n = model_input.count()
-        usable = [k for k in k_range if 2 <= k < n]
-        if not usable:
-            log.warning(
-                "only %d producers: too few for the %s clusters asked for; all in one cluster",
-                n,
-                f"{min(k_range)}-{max(k_range)}",
-            )
-            return Clustering(features.withColumn("cluster", F.lit(0)), [], 1)
 
-        def fit(k: int) -> tuple[int, float, PipelineModel]:
-            model = _pipeline(k, seed).fit(model_input)
+        def fit(k: int) -> tuple[int, float, KMeansModel]:
+            model = KMeans(
+                k=k, seed=seed, featuresCol="_scaled", predictionCol="cluster", maxIter=50
+            ).fit(scaled)
             evaluator = ClusteringEvaluator(featuresCol="_scaled", predictionCol="cluster")
-            return k, float(evaluator.evaluate(model.transform(model_input))), model
+            return k, float(evaluator.evaluate(model.transform(scaled))), model
 
         # A fit is a chain of one-task jobs with the driver planning between them: several at
         # once keep both cores of a small machine busy. Each k's result is its own.
@@ -113,11 +118,12 @@ def cluster_producers(features: DataFrame, k_range: Sequence[int], seed: int) ->
         scores = [(k, silhouette) for k, silhouette, _ in fitted]
         # The best silhouette; the smallest k among equals.
         k, _, model = max(fitted, key=lambda f: (f[1], -f[0]))
-        # The caller keeps `features` cached; re-deriving the model input from it is cheap.
-        assigned = model.transform(model_input).select(*features.columns, "cluster")
+        # Read after `scaled` is released: the scaled input is derived again from `features`,
+        # which the caller keeps cached.
+        assigned = model.transform(scaled).select(*features.columns, "cluster")
         return Clustering(assigned, scores, k)
     finally:
-        model_input.unpersist()
+        scaled.unpersist()
 
 
 def cluster_profiles(assigned: DataFrame) -> DataFrame:
