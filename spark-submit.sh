@@ -73,6 +73,9 @@ PY
 
 # A driver out of heap in a thread other than main (the one serving toPandas, say) otherwise
 # leaves the job waiting forever instead of failing, which a scheduler cannot tell from work.
+# The parallel garbage collector: the driver's work is throughput, not pauses, and G1's own
+# bookkeeping competes for the cores (the pipeline on 1.6M rows in local[2]: 138-157 s
+# against 155-165 s; see README, Performance).
 exec "$submit" --properties-file "$properties" --py-files "$root/build/hotmart_spark.zip" \
-    --driver-java-options "-Dlog4j2.configurationFile=file:$root/conf/log4j2.properties -XX:+ExitOnOutOfMemoryError" \
+    --driver-java-options "-Dlog4j2.configurationFile=file:$root/conf/log4j2.properties -XX:+ExitOnOutOfMemoryError -XX:+UseParallelGC" \
     "${spark_args[@]}" "$job" "$@"
