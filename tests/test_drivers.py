@@ -130,10 +130,10 @@ def test_spearman_by_hand(spark: SparkSession) -> None:
 
 def test_r2_by_hand(spark: SparkSession) -> None:
     table = spark.createDataFrame(
-        [(1.0, 1.0), (2.0, 2.0), (3.0, 4.0)], "log_units double, p double"
+        [(1.0, 1.0, 2.0), (2.0, 2.0, 2.0), (3.0, 4.0, 2.0)], "log_units double, p double, q double"
     )
-    # SSE = 1; SST around the mean 2 = 2.
-    assert drivers.r2(table, "p") == pytest.approx(0.5)
+    # SST around the mean 2 = 2. p: SSE = 1. q (the mean itself): SSE = 1 + 0 + 1 = 2.
+    assert drivers.r2(table, ["p", "q"]) == {"p": pytest.approx(0.5), "q": pytest.approx(0.0)}
 
 
 def test_baseline_is_the_training_median_of_the_pair(spark: SparkSession) -> None:
