@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import pyspark
 from pyspark import StorageLevel, inheritable_thread_target
 from pyspark.errors import AnalysisException
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
@@ -50,8 +50,9 @@ CORRUPT = "_corrupt_record"
 INTEGRAL_TYPES = ("tinyint", "smallint", "int", "bigint")
 # A decimal comma in a number that is otherwise plain ("1,0" -> "1.0").
 DECIMAL_COMMA = r"^\s*(-?\d+),(\d+)\s*$"
-# The tables completed in the current stage, when a caller records them (see recording_writes).
-_WRITTEN: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+# The tables completed in the current stage and the rows each write wrote, when a caller
+# records them (see recording_writes).
+_WRITTEN: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar(
     "written_tables", default=None
 )
 # Stages running at the same time update the same manifest and insights files.
@@ -346,6 +347,9 @@ def write_table(
     marker = _hadoop_path(df.sparkSession, f"{path}/{SUCCESS_MARKER}")
     fs.delete(marker, False)
     mode = "dynamic" if only_partitions else "static"
+    # Counted while writing: reading the table back for its count is a Spark job per table.
+    rows = Observation()
+    df = df.observe(rows, F.count(F.lit(1)).alias("rows"))
     writer = df.write.mode("overwrite").option("partitionOverwriteMode", mode)
     if partition_by:
         writer = writer.partitionBy(partition_by)
@@ -354,11 +358,11 @@ def write_table(
     fs.create(marker, True).close()
     written = _WRITTEN.get()
     if written is not None:
-        written.append(path)
+        written[path] = rows.get["rows"]
 
 
 @contextlib.contextmanager
-def _recording_into(written: list[str] | None) -> Iterator[None]:
+def _recording_into(written: dict[str, int] | None) -> Iterator[None]:
     token = _WRITTEN.set(written)
     try:
         yield
@@ -367,9 +371,10 @@ def _recording_into(written: list[str] | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def recording_writes() -> Iterator[list[str]]:
-    """The paths of the tables write_table completes in this thread during the block."""
-    written: list[str] = []
+def recording_writes() -> Iterator[dict[str, int]]:
+    """The tables write_table completes in this thread during the block: path -> rows written
+    (with only_partitions, the rows of the partitions replaced)."""
+    written: dict[str, int] = {}
     with _recording_into(written):
         yield written
 
@@ -394,17 +399,6 @@ def _hadoop_path(spark: SparkSession, path: str) -> Any:
 def _filesystem(spark: SparkSession, path: str) -> Any:
     """The Hadoop FileSystem holding path (local, HDFS, S3...), as Spark itself sees it."""
     return _hadoop_path(spark, path).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-
-
-def table_rows(spark: SparkSession, path: str) -> int:
-    """Rows of a written Parquet table (read from the file footers)."""
-    return spark.read.parquet(path).count()
-
-
-def table_counts(spark: SparkSession, root: str, paths: list[str]) -> dict[str, int]:
-    """Row counts of written tables, keyed by their path under the output root."""
-    prefix = root.rstrip("/") + "/"
-    return {path.removeprefix(prefix): table_rows(spark, path) for path in paths}
 
 
 def versions() -> dict[str, str]:
