@@ -26,6 +26,8 @@ TEST_SETTINGS = {
     "spark.sql.adaptive.coalescePartitions.parallelismFirst": "false",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
+    # As spark-submit.sh starts the jobs' drivers (see there why).
+    "spark.driver.extraJavaOptions": "-XX:+UseParallelGC",
 }
 
 HEADER = ",".join([name for name, _ in s.PURCHASE_FIELDS] + [s.VENDA])
