@@ -74,8 +74,9 @@ PY
 # A driver out of heap in a thread other than main (the one serving toPandas, say) otherwise
 # leaves the job waiting forever instead of failing, which a scheduler cannot tell from work.
 # The parallel garbage collector: the driver's work is throughput, not pauses, and G1's own
-# bookkeeping competes for the cores (the pipeline on 1.6M rows in local[2]: 138-157 s
-# against 155-165 s; see README, Performance).
+# bookkeeping competes for the cores (the pipeline on 1.6M rows in local[2], with two other
+# changes of the same day: 266-278 CPU seconds against 293-343 with G1 in interleaved runs;
+# the test suite 9.5 min instead of 14; see README, Performance and Tests).
 exec "$submit" --properties-file "$properties" --py-files "$root/build/hotmart_spark.zip" \
     --driver-java-options "-Dlog4j2.configurationFile=file:$root/conf/log4j2.properties -XX:+ExitOnOutOfMemoryError -XX:+UseParallelGC" \
     "${spark_args[@]}" "$job" "$@"

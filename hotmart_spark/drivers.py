@@ -244,7 +244,7 @@ def permutation_importance(
             copies.append(copy)
     # One DataFrame of every copy, in one partition. The partition is what keeps the model
     # out of the optimizer: on a DataFrame made from local data it runs the model's
-    # projection itself, row by row and interpreted, on the driver (8-11 s instead of 2 s at
+    # projection itself, row by row and interpreted, on the driver (7-11 s instead of 2 s at
     # 1.6M rows, 28 copies of 1,491 products). One task also sums each copy's errors in the
     # same order on every run.
     shuffled = spark.createDataFrame(pd.concat(copies, ignore_index=True)).coalesce(1)

@@ -172,17 +172,18 @@ def test_a_month_range_replaces_exactly_its_months(
         shutil.copytree(small_run.out / table, ranged / table)
     before = {t: partition_files(ranged / t) for t in ("clean", "quarantine")}
 
-    validate.main(
-        spark,
-        load_config(
-            overrides=[
-                f"paths.input={edited}",
-                f"paths.output={ranged}",
-                "input.from_month=2016-03",
-                "input.to_month=2016-03",
-            ]
-        ),
-    )
+    with io.recording_writes() as written:
+        ranged_run = validate.main(
+            spark,
+            load_config(
+                overrides=[
+                    f"paths.input={edited}",
+                    f"paths.output={ranged}",
+                    "input.from_month=2016-03",
+                    "input.to_month=2016-03",
+                ]
+            ),
+        )
     validate.main(spark, load_config(overrides=[f"paths.input={edited}", f"paths.output={full}"]))
 
     for table in ("clean", "quarantine"):
@@ -201,6 +202,13 @@ def test_a_month_range_replaces_exactly_its_months(
     march = spark.read.parquet(str(ranged / "clean")).where("purchase_month = '2016-03'").count()
     original = spark.read.parquet(str(small_run.out / "clean"))
     assert march < original.where("purchase_month = '2016-03'").count()
+    # Each write records the rows it wrote: March's (and the undated quarantined rows), not
+    # the whole table's.
+    assert written == {
+        f"{ranged}/clean": march,
+        f"{ranged}/quarantine": ranged_run["rows_quarantined"],
+    }
+    assert march == ranged_run["rows_clean"] < spark.read.parquet(str(ranged / "clean")).count()
 
 
 def test_a_table_without_its_success_marker_is_refused(
