@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from pyspark.sql import SparkSession
+from threadpoolctl import threadpool_limits
 
 from hotmart_spark.config import Config, load_config
 from hotmart_spark.errors import UserError
@@ -68,8 +69,13 @@ def run_job(
     try:
         config = job_config(argv, description=f"hotmart-spark {name} job")
         spark = build_session(f"hotmart-spark-{name}")
+        # Stages run side by side in threads, and a BLAS or OpenMP library that splits a sum
+        # across threads splits it by how many are free at that moment: the effect
+        # estimates' last digits differed between two runs of the same input on 1.6M rows.
+        # One thread each: the driver's matrices are small, and the numbers repeat.
         try:
-            main(spark, config)
+            with threadpool_limits(limits=1):
+                main(spark, config)
         finally:
             spark.stop()
     except UserError as exc:

@@ -390,8 +390,10 @@ def analyse(
     on the modelled products (cached by the caller). With fewer than `min_products` the model
     is skipped with a note; the effect estimates say for themselves when they cannot be had."""
     n_modelled = modelled.count()
-    # A few columns of the modelled products: sized by the catalogue, not by purchases.
-    effects = affiliate_effects(modelled.select(*EFFECT_COLUMNS).toPandas())
+    # A few columns of the modelled products: sized by the catalogue, not by purchases. In
+    # product order: a shuffle's rows come in the order its blocks arrive, and the fits'
+    # last digits would follow that order.
+    effects = affiliate_effects(modelled.orderBy(s.PRODUCT_ID).select(*EFFECT_COLUMNS).toPandas())
     model = {
         "name": MODEL_NAMES[config.model],
         "importance": IMPORTANCE_METHOD,
