@@ -32,6 +32,7 @@ MINIMUMS: dict[str, tuple[int, str]] = {
     "jdbc.num_partitions": (1, ""),
     "jdbc.fetch_size": (1, ""),
     "quality.placeholder_burst_min_rows": (2, ""),
+    "clusters.fit_max_producers": (100, ""),
     "drivers.early_sales": (2, ""),
     "drivers.min_products": (10, ""),
     "drivers.trees": (1, ""),
@@ -108,6 +109,7 @@ class ClustersConfig:
     k_min: int
     k_max: int
     seed: int
+    fit_max_producers: int
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,9 @@ def producer_clusters(
     features = clusters.producer_features(purchases, config.period.start, config.period.end)
     with io.persisted(features) as features:
         k_range = range(config.clusters.k_min, config.clusters.k_max + 1)
-        result = clusters.cluster_producers(features, k_range, config.clusters.seed)
+        result = clusters.cluster_producers(
+            features, k_range, config.clusters.seed, config.clusters.fit_max_producers
+        )
         profile_table = clusters.cluster_profiles(result.assigned)
         profiles = profile_table.orderBy("cluster").collect()
         overall = features.agg(*[F.avg(c).alias(c) for c in clusters.FEATURES]).first().asDict()

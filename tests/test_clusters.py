@@ -3,9 +3,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+import numpy as np
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from sklearn.metrics import silhouette_score
 
 from hotmart_spark import schema as s
 from hotmart_spark.transforms import clusters
@@ -35,7 +37,9 @@ def constructed(spark: SparkSession, per_group: int = 12) -> DataFrame:
 
 
 def test_well_separated_groups_are_found_with_the_right_k(spark: SparkSession) -> None:
-    result = clusters.cluster_producers(constructed(spark), range(2, 6), seed=1)
+    result = clusters.cluster_producers(
+        constructed(spark), range(2, 6), seed=1, fit_max_producers=1000
+    )
     assert result.k == 3
     assert [k for k, _ in result.scores] == [2, 3, 4, 5]
     assert max(result.scores, key=lambda ks: ks[1])[0] == 3
@@ -45,19 +49,69 @@ def test_well_separated_groups_are_found_with_the_right_k(spark: SparkSession) -
     assert len({group for group, _ in pairs}) == len({cluster for _, cluster in pairs}) == 3
 
 
+def test_a_fit_on_some_producers_assigns_every_producer(
+    spark: SparkSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    features = constructed(spark)
+    with caplog.at_level(logging.INFO, logger="hotmart_spark.transforms.clusters"):
+        result = clusters.cluster_producers(features, range(3, 4), seed=1, fit_max_producers=18)
+    assert "k-means fitted on 18 of 36 producers" in caplog.text
+    assigned = result.assigned.collect()
+    assert len(assigned) == 36
+    # The 18 others joined their nearest centroid: still one cluster per constructed group.
+    pairs = {(r[s.PRODUCER_ID] // 100, r["cluster"]) for r in assigned}
+    assert len(pairs) == 3 and len({cluster for _, cluster in pairs}) == 3
+
+
+def test_silhouette_by_hand() -> None:
+    # Points 0, 1 (cluster 0) and 4, 6 (cluster 1) on a line; squared distances.
+    # Point 0: a = 1 (to 1), b = (16 + 36) / 2 = 26, s = 25/26. Point 1: a = 1, b = (9 + 25) / 2
+    # = 17, s = 16/17. Point 4: a = 4 (to 6), b = (16 + 9) / 2 = 12.5, s = 8.5/12.5. Point 6:
+    # a = 4, b = (36 + 25) / 2 = 30.5, s = 26.5/30.5.
+    points = np.array([[0.0], [1.0], [4.0], [6.0]])
+    expected = (25 / 26 + 16 / 17 + 8.5 / 12.5 + 26.5 / 30.5) / 4
+    assert clusters.silhouette(points, np.array([0, 0, 1, 1])) == pytest.approx(expected)
+    # A point alone in its cluster scores 0: point 6 alone; 0, 1, 4 together (a of point 0 =
+    # (1 + 16) / 2 = 8.5, b = 36; point 1: a = (1 + 9) / 2 = 5, b = 25; point 4: a = 12.5, b = 4).
+    alone = (27.5 / 36 + 20 / 25 + (4 - 12.5) / 12.5 + 0) / 4
+    assert clusters.silhouette(points, np.array([0, 0, 0, 1])) == pytest.approx(alone)
+
+
+def test_silhouette_matches_scikit_learn() -> None:
+    rng = np.random.default_rng(7)
+    points = rng.normal(size=(300, 4))
+    labels = rng.integers(0, 5, size=300)
+    expected = silhouette_score(points, labels, metric="sqeuclidean")
+    assert clusters.silhouette(points, labels) == pytest.approx(expected, rel=1e-9)
+
+
+def test_nearest_centroid(spark: SparkSession) -> None:
+    points = spark.createDataFrame(
+        [(1, 0.9, 0.9), (2, 1.1, 1.1), (3, 1.0, 1.0), (4, 5.0, -1.0)], "id int, x double, y double"
+    )
+    centers = [(0.0, 0.0), (2.0, 2.0), (6.0, 0.0)]
+    nearest = clusters.nearest_centroid([F.col("x"), F.col("y")], centers)
+    got = {r["id"]: r["cluster"] for r in points.select("id", nearest.alias("cluster")).collect()}
+    # (0.9, 0.9): 1.62 from center 0, 2.42 from center 1. (1.1, 1.1): 2.42 and 1.62.
+    # (1, 1): 2 from both, so the lower number. (5, -1): 26, 18 and 2.
+    assert got == {1: 0, 2: 1, 3: 0, 4: 2}
+
+
 def test_too_few_producers_make_one_cluster(
     spark: SparkSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     two = constructed(spark, per_group=1).where(f"{s.PRODUCER_ID} < 200")
     with caplog.at_level(logging.WARNING, logger="hotmart_spark.transforms.clusters"):
-        result = clusters.cluster_producers(two, range(2, 5), seed=1)
+        result = clusters.cluster_producers(two, range(2, 5), seed=1, fit_max_producers=1000)
     assert result.k == 1 and result.scores == []
     assert {r["cluster"] for r in result.assigned.collect()} == {0}
     assert "only 2 producers" in caplog.text
 
 
 def test_profiles_and_labels(spark: SparkSession) -> None:
-    result = clusters.cluster_producers(constructed(spark), range(3, 4), seed=1)
+    result = clusters.cluster_producers(
+        constructed(spark), range(3, 4), seed=1, fit_max_producers=1000
+    )
     profiles = [r.asDict() for r in clusters.cluster_profiles(result.assigned).collect()]
     assert [p["producers"] for p in profiles] == [12, 12, 12]
     by_growth = sorted(profiles, key=lambda p: p["mean_growth_index"])

@@ -143,7 +143,7 @@ def test_each_stages_spark_jobs_carry_its_name_as_job_group(
     spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What Spark's UI shows for each job, also for jobs a stage starts from threads of its own
-    (segments' producer clusters, the k-means fits, the aggregates' marts)."""
+    (segments' producer clusters, the aggregates' marts)."""
     seen: dict[str, tuple[str | None, str | None]] = {}
 
     def stage(name: str) -> Callable[[SparkSession, object], None]:
