@@ -69,10 +69,10 @@ def run_job(
     try:
         config = job_config(argv, description=f"hotmart-spark {name} job")
         spark = build_session(f"hotmart-spark-{name}")
-        # Stages run side by side in threads, and a BLAS or OpenMP library that splits a sum
-        # across threads splits it by how many are free at that moment: the effect
-        # estimates' last digits differed between two runs of the same input on 1.6M rows.
-        # One thread each: the driver's matrices are small, and the numbers repeat.
+        # With the stages side by side and the numerical libraries' own thread pools, the
+        # effect estimates' last digits differed between two runs of the same 1.6M rows (most
+        # likely a sum split over as many threads as were free). One thread each: the
+        # driver's matrices are small, and the numbers repeat.
         try:
             with threadpool_limits(limits=1):
                 main(spark, config)

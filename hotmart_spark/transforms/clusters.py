@@ -93,9 +93,10 @@ def cluster_producers(
         ((x - stats[f"mean_{c}"]) / stats[f"std_{c}"] if stats[f"std_{c}"] else F.lit(0.0))
         for c, x in modelled.items()
     ]
-    # Spark ML's KMeans on a table this size is a chain of one-task jobs and JIT compiling:
-    # its fits took 45 s and about 100 CPU seconds of the pipeline on 1.6M rows. A bounded
-    # sample on the driver is fitted in about a second, and stays bounded as producers grow.
+    # Spark ML's KMeans on a table this size is a chain of one-task jobs and JIT compiling
+    # (on 1.6M rows' producers, alone: 45 s and about 100 CPU seconds; in the pipeline about
+    # 7 s and 20 CPU seconds more than this). A bounded sample on the driver is fitted in
+    # about a second, and stays bounded as producers grow.
     points = (
         features.orderBy(F.xxhash64(s.PRODUCER_ID, F.lit(seed)), s.PRODUCER_ID)
         .select(*[x.alias(c) for c, x in zip(FEATURES, scaled, strict=True)])
@@ -109,7 +110,7 @@ def cluster_producers(
     for k in usable:
         model = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(points)
         fitted.append((k, silhouette(points, model.labels_), model.cluster_centers_))
-    scores = [(k, silhouette) for k, silhouette, _ in fitted]
+    scores = [(k, score) for k, score, _ in fitted]
     # The best silhouette; the smallest k among equals.
     k, _, centers = max(fitted, key=lambda f: (f[1], -f[0]))
     return Clustering(features.withColumn("cluster", nearest_centroid(scaled, centers)), scores, k)
