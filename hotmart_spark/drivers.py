@@ -1,8 +1,9 @@
 """Q4: what makes a product sell more: rank correlations, a tree model of log(units) scored on
 held-out products with permutation importance, and an observational estimate of one lever.
 
-The product table grows with the catalogue, not with purchases: the model's holdout and the
-few columns of the effect estimates are collected to pandas, the purchases never are.
+The product table grows with the catalogue, not with purchases: the modelled products'
+features (for the rank correlations and the effect estimates) and the holdout's predictions
+are collected to pandas, the purchases never are.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import statsmodels.formula.api as smf
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import StringIndexer, VectorAssembler
 from pyspark.ml.regression import GBTRegressor, RandomForestRegressor
-from pyspark.ml.stat import Correlation
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from statsmodels.tools.sm_exceptions import (
@@ -117,13 +117,13 @@ def nan_to_none(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
-def spearman(df: DataFrame, columns: list[str], target: str) -> dict[str, float | None]:
-    """Spearman correlation of each column with the target (None for a constant column)."""
-    vectors = VectorAssembler(inputCols=[*columns, target], outputCol="_v").transform(
-        df.select(*[F.col(c).cast("double") for c in [*columns, target]])
-    )
-    matrix = Correlation.corr(vectors, "_v", "spearman").head()[0].toArray()
-    return {c: nan_to_none(matrix[i, -1]) for i, c in enumerate(columns)}
+def spearman(frame: pd.DataFrame, columns: list[str], target: str) -> dict[str, float | None]:
+    """Spearman correlation of each column with the target, ties given their mean rank (None
+    for a constant column)."""
+    ranks = frame[[*columns, target]].astype("float64").rank()
+    # A constant column's correlation divides by zero: NaN, then None, without the warning.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {c: nan_to_none(ranks[c].corr(ranks[target])) for c in columns}
 
 
 def modelled_products(products: DataFrame, early_sales: int) -> DataFrame:
@@ -166,13 +166,10 @@ def pipeline(config: DriversConfig) -> Pipeline:
     )
 
 
-def r2(df: DataFrame, predictions: list[str]) -> dict[str, float]:
-    """1 - SSE / SST of each prediction column against log(units), in one pass."""
-    sums = df.agg(
-        *[F.sum((F.col(TARGET) - F.col(p)) ** 2).alias(p) for p in predictions],
-        (F.var_pop(TARGET) * F.count(F.lit(1))).alias("_sst"),
-    ).first()
-    return {p: float(1 - sums[p] / sums["_sst"]) for p in predictions}
+def r2(frame: pd.DataFrame, predictions: list[str]) -> dict[str, float]:
+    """1 - SSE / SST of each prediction column against log(units)."""
+    sst = float(((frame[TARGET] - frame[TARGET].mean()) ** 2).sum())
+    return {p: 1 - float(((frame[TARGET] - frame[p]) ** 2).sum()) / sst for p in predictions}
 
 
 def baseline_predictions(train: DataFrame, holdout: DataFrame) -> DataFrame:
@@ -194,11 +191,18 @@ def fit_model(
     products: DataFrame, config: DriversConfig
 ) -> tuple[PipelineModel, ModelScores, DataFrame]:
     """Fit on the training products; score the model and the baseline on the held-out ones.
-    Returns the model, its scores and the scored holdout."""
+    Returns the model, its scores and the held-out products."""
     train = products.where(~F.col("holdout"))
     holdout = products.where(F.col("holdout"))
     model = pipeline(config).fit(train)
-    scored = model.transform(baseline_predictions(train, holdout)).cache()
+    # Three numbers per held-out product, in product order so the sums repeat: the scores
+    # take one Spark job, where Spark's correlation ran four.
+    scored = (
+        model.transform(baseline_predictions(train, holdout))
+        .select(s.PRODUCT_ID, TARGET, "prediction", "baseline")
+        .orderBy(s.PRODUCT_ID)
+        .toPandas()
+    )
     r2s = r2(scored, ["prediction", "baseline"])
     correlations = spearman(scored, ["prediction", "baseline"], TARGET)
     scores = ModelScores(
@@ -208,16 +212,16 @@ def fit_model(
         baseline_r2=r2s["baseline"],
         baseline_spearman=correlations["baseline"],
         n_train=train.count(),
-        n_holdout=scored.count(),
+        n_holdout=len(scored),
     )
-    return model, scores, scored
+    return model, scores, holdout
 
 
-def permutation_sample(scored: DataFrame, max_products: int, seed: int) -> pd.DataFrame:
+def permutation_sample(holdout: DataFrame, max_products: int, seed: int) -> pd.DataFrame:
     """The held-out products permutation importance scores: at most max_products, those first
     by a hash of product_id and the seed (the same ones on every run), in product_id order."""
     return (
-        scored.select(s.PRODUCT_ID, *FEATURES, TARGET)
+        holdout.select(s.PRODUCT_ID, *FEATURES, TARGET)
         .orderBy(F.xxhash64(F.col(s.PRODUCT_ID), F.lit(seed)), s.PRODUCT_ID)
         .limit(max_products)
         .toPandas()
@@ -389,11 +393,13 @@ def analyse(
     """Rank correlations, the model with permutation importance and the programme's effect,
     on the modelled products (cached by the caller). With fewer than `min_products` the model
     is skipped with a note; the effect estimates say for themselves when they cannot be had."""
-    n_modelled = modelled.count()
-    # A few columns of the modelled products: sized by the catalogue, not by purchases. In
-    # product order: a shuffle's rows come in the order its blocks arrive, and the fits'
-    # last digits would follow that order.
-    effects = affiliate_effects(modelled.orderBy(s.PRODUCT_ID).select(*EFFECT_COLUMNS).toPandas())
+    # The modelled products' features: sized by the catalogue, not by purchases. In product
+    # order: a shuffle's rows come in the order its blocks arrive, and the fits' last digits
+    # would follow that order.
+    columns = list(dict.fromkeys([*EFFECT_COLUMNS, *NUMERIC_FEATURES, "units"]))
+    features = modelled.orderBy(s.PRODUCT_ID).select(*columns).toPandas()
+    n_modelled = len(features)
+    effects = affiliate_effects(features[EFFECT_COLUMNS])
     model = {
         "name": MODEL_NAMES[config.model],
         "importance": IMPORTANCE_METHOD,
@@ -412,10 +418,9 @@ def analyse(
             dtype="float64",
         )
         return Analysis(importance_table({}, empty, {}), model, effects)
-    correlations = spearman(modelled, NUMERIC_FEATURES, "units")
-    fitted, scores, scored = fit_model(modelled, config)
-    holdout = permutation_sample(scored, config.permutation_max_products, config.seed)
-    scored.unpersist()
+    correlations = spearman(features, NUMERIC_FEATURES, "units")
+    fitted, scores, holdout_products = fit_model(modelled, config)
+    holdout = permutation_sample(holdout_products, config.permutation_max_products, config.seed)
     permutation = permutation_importance(
         spark, fitted, holdout, FEATURES, config.permutation_repeats, config.seed
     )

@@ -116,22 +116,29 @@ def test_group_medians(spark: SparkSession) -> None:
     assert found["B"]["median_units"] == 4
 
 
-def test_spearman_by_hand(spark: SparkSession) -> None:
-    table = spark.createDataFrame(
-        [(1.0, 4.0, 7.0, 1.0), (2.0, 3.0, 7.0, 4.0), (3.0, 1.0, 7.0, 9.0), (4.0, 0.0, 7.0, 16.0)],
-        "up double, down double, flat double, y double",
+def test_spearman_by_hand() -> None:
+    table = pd.DataFrame(
+        {
+            "up": [1.0, 2.0, 3.0, 4.0],
+            "down": [4.0, 3.0, 1.0, 0.0],
+            "flat": [7.0, 7.0, 7.0, 7.0],
+            # Ranks 1.5, 1.5, 3, 4 against y's 1, 2, 3, 4: the tie shares its mean rank.
+            "tied": [5, 5, 6, 8],
+            "y": [1.0, 4.0, 9.0, 16.0],
+        }
     )
-    assert drivers.spearman(table, ["up", "down", "flat"], "y") == {
+    # Pearson of (1.5, 1.5, 3, 4) with (1, 2, 3, 4): deviations (-1, -1, 0.5, 1.5) and
+    # (-1.5, -0.5, 0.5, 1.5); sum of products 4.5; sums of squares 4.5 and 5.
+    assert drivers.spearman(table, ["up", "down", "flat", "tied"], "y") == {
         "up": pytest.approx(1.0),
         "down": pytest.approx(-1.0),
         "flat": None,
+        "tied": pytest.approx(4.5 / math.sqrt(4.5 * 5)),
     }
 
 
-def test_r2_by_hand(spark: SparkSession) -> None:
-    table = spark.createDataFrame(
-        [(1.0, 1.0, 2.0), (2.0, 2.0, 2.0), (3.0, 4.0, 2.0)], "log_units double, p double, q double"
-    )
+def test_r2_by_hand() -> None:
+    table = pd.DataFrame({"log_units": [1.0, 2.0, 3.0], "p": [1.0, 2.0, 4.0], "q": [2.0] * 3})
     # SST around the mean 2 = 2. p: SSE = 1. q (the mean itself): SSE = 1 + 0 + 1 = 2.
     assert drivers.r2(table, ["p", "q"]) == {"p": pytest.approx(0.5), "q": pytest.approx(0.0)}
 
@@ -169,11 +176,11 @@ def test_importance_ranks_the_feature_that_sets_the_target_above_noise(
     products = drivers.with_split(
         spark.createDataFrame(constructed_products(800, seed=3)), settings.holdout_share, 3
     )
-    model, scores, scored = drivers.fit_model(products, settings)
+    model, scores, holdout_products = drivers.fit_model(products, settings)
     assert scores.n_train + scores.n_holdout == 800
     assert scores.holdout_r2 > 0.8
     assert scores.holdout_r2 > scores.baseline_r2 + 0.5
-    holdout = scored.select(*drivers.FEATURES, drivers.TARGET).toPandas()
+    holdout = holdout_products.select(*drivers.FEATURES, drivers.TARGET).toPandas()
     importance = drivers.permutation_importance(spark, model, holdout, drivers.FEATURES, 2, 3)
     ranked = importance["permutation_importance"].sort_values(ascending=False)
     assert ranked.index[0] == "price_level"
