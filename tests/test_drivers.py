@@ -99,6 +99,23 @@ def test_producer_size_leaves_the_product_out(products: dict[int, dict]) -> None
     assert (products[30]["producer_other_units"], products[30]["producer_other_products"]) == (0, 0)
 
 
+def test_a_one_product_producer_has_exactly_no_other_revenue(spark: SparkSession) -> None:
+    # Sixty sales whose values do not add up exactly in floating point, in four partitions:
+    # summed twice in different orders they differ in the last digits, and the difference
+    # would grow with the product's revenue.
+    rows = [
+        purchase(i, **{s.PRODUCT_ID: 10, s.PRODUCER_ID: 7, s.AFFILIATE_ID: 7,
+                       s.PURCHASE_DATE: dt.datetime(2016, 1, 1 + i % 28, i % 24),
+                       s.PURCHASE_VALUE: 0.1 * i + 1 / (i + 3)})
+        for i in range(1, 61)
+    ]  # fmt: skip
+    purchases = valued(spark, rows).repartition(4)
+    [product] = product_table(purchases, PERIOD_START, early_sales=10).collect()
+    assert product["units"] == 60
+    assert product["producer_other_revenue"] == 0.0
+    assert product["producer_other_units"] == 0
+
+
 def test_group_medians(spark: SparkSession) -> None:
     table = spark.createDataFrame(
         [("A", 1, 1.0), ("A", 3, 3.0), ("A", 10, 10.0), ("B", 4, 4.0)],
