@@ -26,11 +26,12 @@ def day_of(col: str = s.PURCHASE_DATE) -> Column:
     return F.to_date(col)
 
 
-def first_purchase(purchases: DataFrame, period: Column, name: str) -> DataFrame:
-    """Distinct (buyer, period) pairs with `new`: true in the buyer's first period in the data."""
-    pairs = purchases.select(s.BUYER_ID, period.alias(name)).distinct()
-    first = F.min(name).over(Window.partitionBy(s.BUYER_ID))
-    return pairs.withColumn("new", F.col(name) == first)
+def buyer_days(purchases: DataFrame) -> DataFrame:
+    """Distinct (buyer, day) pairs with `first_day`, the buyer's first day in the data."""
+    # Split by buyer first: the distinct pairs, the first day and the monthly pairs
+    # (grouped by buyer and more) then need no shuffle of their own.
+    pairs = purchases.select(s.BUYER_ID, day_of().alias("day")).repartition(s.BUYER_ID).distinct()
+    return pairs.withColumn("first_day", F.min("day").over(Window.partitionBy(s.BUYER_ID)))
 
 
 def daily_revenue(purchases: DataFrame) -> DataFrame:
@@ -41,10 +42,11 @@ def daily_revenue(purchases: DataFrame) -> DataFrame:
         F.count(F.lit(1)).alias("units"),
     )
     buyers = (
-        first_purchase(purchases, day_of(), "day")
+        buyer_days(purchases)
         .groupBy("day")
         .agg(
-            F.count(F.lit(1)).alias("buyers"), F.sum(F.col("new").cast("long")).alias("new_buyers")
+            F.count(F.lit(1)).alias("buyers"),
+            F.sum((F.col("day") == F.col("first_day")).cast("long")).alias("new_buyers"),
         )
     )
     return daily.join(buyers, "day", "left")
@@ -52,15 +54,21 @@ def daily_revenue(purchases: DataFrame) -> DataFrame:
 
 def monthly_revenue(purchases: DataFrame) -> DataFrame:
     """Per month: value, platform revenue, units, buyers (new and returning), growth on the month before."""
-    # Validation stored each purchase's month with the clean rows.
+    # Validation stored each purchase's month with the clean rows, in this format.
     month = F.col(s.PURCHASE_MONTH)
     monthly = purchases.groupBy(month.alias("month")).agg(
         F.sum("value").alias("value"),
         F.sum("platform_revenue").alias("platform_revenue"),
         F.count(F.lit(1)).alias("units"),
     )
+    buyer_months = buyer_days(purchases).select(
+        s.BUYER_ID,
+        F.date_format("day", "yyyy-MM").alias("month"),
+        F.date_format("first_day", "yyyy-MM").alias("first_month"),
+    )
     buyers = (
-        first_purchase(purchases, month, "month")
+        buyer_months.distinct()
+        .withColumn("new", F.col("month") == F.col("first_month"))
         .groupBy("month")
         .agg(
             F.count(F.lit(1)).alias("buyers"),
