@@ -4,6 +4,7 @@ report. Each stage is also a job of its own (jobs/<stage>.py) reading what the o
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import sys
 import time
@@ -16,17 +17,24 @@ from pyspark.sql import SparkSession
 from hotmart_spark import io
 from hotmart_spark.cli import run_job
 from hotmart_spark.config import Config
-from jobs import aggregates, drivers, forecast, report, segments, validate
 
 log = logging.getLogger("hotmart_spark.pipeline")
 
+
+def stage_main(job: str) -> Callable[[SparkSession, Config], object]:
+    """The main of jobs/<job>.py, imported when first called: the stages' libraries
+    (statsmodels, scikit-learn, matplotlib) are imported while the session starts instead
+    of before (`run_job`'s preload)."""
+
+    def main(spark: SparkSession, config: Config) -> object:
+        return importlib.import_module(f"jobs.{job}").main(spark, config)
+
+    return main
+
+
 STAGES: dict[str, Callable[[SparkSession, Config], object]] = {
-    "validate": validate.main,
-    "aggregates": aggregates.main,
-    "segments": segments.main,
-    "drivers": drivers.main,
-    "forecast": forecast.main,
-    "report": report.main,
+    name: stage_main(name)
+    for name in ("validate", "aggregates", "segments", "drivers", "forecast", "report")
 }
 # The stages each stage waits for: the ones whose output it reads, and for forecast also
 # drivers, because both catch statsmodels' warnings and Python keeps one set of warning
@@ -115,4 +123,4 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    sys.exit(run_job("pipeline", main))
+    sys.exit(run_job("pipeline", main, preload=[f"jobs.{name}" for name in STAGES]))
