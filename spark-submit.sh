@@ -77,6 +77,12 @@ PY
 # bookkeeping competes for the cores (the pipeline on 1.6M rows in local[2], with two other
 # changes of the same day: 266-278 CPU seconds against 293-343 with G1 in interleaved runs;
 # the test suite 9.5 min instead of 14; see README, Performance and Tests).
+# Smaller inlining limits for C2, the JIT's optimizing compiler: a fresh JVM that runs a few
+# hundred short Spark jobs spends about a third of its CPU compiling, and C2's time grows
+# with what it inlines (the pipeline on 1.6M rows in local[2], interleaved: 99.7 and 105.0 s
+# against 114.8 and 117.1 s with the defaults, 179-188 CPU seconds against 212-215; README,
+# Performance).
+jit_options="-XX:InlineSmallCode=1000 -XX:FreqInlineSize=100"
 exec "$submit" --properties-file "$properties" --py-files "$root/build/hotmart_spark.zip" \
-    --driver-java-options "-Dlog4j2.configurationFile=file:$root/conf/log4j2.properties -XX:+ExitOnOutOfMemoryError -XX:+UseParallelGC" \
+    --driver-java-options "-Dlog4j2.configurationFile=file:$root/conf/log4j2.properties -XX:+ExitOnOutOfMemoryError -XX:+UseParallelGC $jit_options" \
     "${spark_args[@]}" "$job" "$@"

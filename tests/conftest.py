@@ -27,7 +27,7 @@ TEST_SETTINGS = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     # As spark-submit.sh starts the jobs' drivers (see there why).
-    "spark.driver.extraJavaOptions": "-XX:+UseParallelGC",
+    "spark.driver.extraJavaOptions": "-XX:+UseParallelGC -XX:InlineSmallCode=1000 -XX:FreqInlineSize=100",
 }
 
 HEADER = ",".join([name for name, _ in s.PURCHASE_FIELDS] + [s.VENDA])
