@@ -195,8 +195,9 @@ def fit_model(
     train = products.where(~F.col("holdout"))
     holdout = products.where(F.col("holdout"))
     model = pipeline(config).fit(train)
-    # Three numbers per held-out product, in product order so the sums repeat: the scores
-    # take one Spark job, where Spark's correlation ran four.
+    # Each held-out product's log units, prediction and baseline, collected once in product
+    # order (so the sums repeat): the scores then need no Spark jobs of their own, where
+    # the R2 took one and MLlib's correlation four.
     scored = (
         model.transform(baseline_predictions(train, holdout))
         .select(s.PRODUCT_ID, TARGET, "prediction", "baseline")
