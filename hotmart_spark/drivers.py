@@ -166,9 +166,14 @@ def pipeline(config: DriversConfig) -> Pipeline:
     )
 
 
+def total_sum_of_squares(frame: pd.DataFrame) -> float:
+    """SST: the squared deviations of log(units) from their mean, summed."""
+    return float(((frame[TARGET] - frame[TARGET].mean()) ** 2).sum())
+
+
 def r2(frame: pd.DataFrame, predictions: list[str]) -> dict[str, float]:
     """1 - SSE / SST of each prediction column against log(units)."""
-    sst = float(((frame[TARGET] - frame[TARGET].mean()) ** 2).sum())
+    sst = total_sum_of_squares(frame)
     return {p: 1 - float(((frame[TARGET] - frame[p]) ** 2).sum()) / sst for p in predictions}
 
 
@@ -260,7 +265,7 @@ def permutation_importance(
         .toPandas()
     )
     intact_sse = float(by_copy.loc[by_copy["_feature"] == "", "sse"].iloc[0])
-    sst = float(((holdout[TARGET] - holdout[TARGET].mean()) ** 2).sum())
+    sst = total_sum_of_squares(holdout)
     by_copy = by_copy[by_copy["_feature"] != ""]
     # R2 drop = (SSE shuffled - SSE intact) / SST.
     by_copy["drop"] = (by_copy["sse"] - intact_sse) / sst
