@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from hotmart_spark import schema as s
@@ -28,16 +28,7 @@ def product_table(purchases: DataFrame, period_start: dt.date, early_sales: int)
     first sales they describe the product, not how much it sold.
     """
     day = F.to_date(s.PURCHASE_DATE)
-    order = Window.partitionBy(s.PRODUCT_ID).orderBy(s.PURCHASE_DATE, s.PURCHASE_ID)
-    # The window splits the sales by product: the totals and the first-sales features are
-    # then one aggregate over it, with no shuffle of their own.
-    sales = purchases.withColumn("_early", F.row_number().over(order) <= early_sales)
-
-    def early(col: Column) -> Column:
-        """col on the product's first sales, null on the others (which aggregates skip)."""
-        return F.when(F.col("_early"), col)
-
-    totals = sales.groupBy(s.PRODUCT_ID).agg(
+    totals = purchases.groupBy(s.PRODUCT_ID).agg(
         # A product has one producer, category, niche and creation date; max() picks one
         # deterministically should an export disagree with itself.
         F.max(s.PRODUCER_ID).alias(s.PRODUCER_ID),
@@ -47,22 +38,29 @@ def product_table(purchases: DataFrame, period_start: dt.date, early_sales: int)
         F.count(F.lit(1)).alias("units"),
         F.sum("value").alias("revenue"),
         F.min(day).alias("first_sale_day"),
-        F.count(early(F.lit(1))).alias("feature_sales"),
-        F.percentile_approx(early(F.col("value")), 0.5, 10_000).alias("price_level"),
-        F.avg(early(F.col(s.COMMISSION))).alias("mean_commission"),
-        (F.max(early(F.col(s.COMMISSION))) > 0).alias("affiliate_programme"),
-        F.avg(early(is_affiliate_sale().cast("double"))).alias("affiliate_share"),
-        distinct_count(early(F.when(is_affiliate_sale(), F.col(s.AFFILIATE_ID)))).alias(
-            "affiliates"
-        ),
-        F.avg(early(F.col(s.IS_SOCIAL).cast("double"))).alias("social_share"),
+    )
+    order = Window.partitionBy(s.PRODUCT_ID).orderBy(s.PURCHASE_DATE, s.PURCHASE_ID)
+    first_sales = purchases.withColumn("_sale", F.row_number().over(order)).where(
+        F.col("_sale") <= early_sales
+    )
+    # Apart from the totals: the percentile and the distinct sets run without generated
+    # code, so this aggregate reads only each product's first sales (one aggregate of both
+    # took 42 s instead of 36 s for the product table at 16M rows).
+    early = first_sales.groupBy(s.PRODUCT_ID).agg(
+        F.count(F.lit(1)).alias("feature_sales"),
+        F.percentile_approx("value", 0.5, 10_000).alias("price_level"),
+        F.avg(s.COMMISSION).alias("mean_commission"),
+        (F.max(s.COMMISSION) > 0).alias("affiliate_programme"),
+        F.avg(is_affiliate_sale().cast("double")).alias("affiliate_share"),
+        distinct_count(F.when(is_affiliate_sale(), F.col(s.AFFILIATE_ID))).alias("affiliates"),
+        F.avg(F.col(s.IS_SOCIAL).cast("double")).alias("social_share"),
         *[
-            F.avg(early((F.col(s.PURCHASE_DEVICE) == device).cast("double"))).alias(
+            F.avg((F.col(s.PURCHASE_DEVICE) == device).cast("double")).alias(
                 device_share_column(device)
             )
             for device in DEVICES
         ],
-        distinct_count(early(F.col(s.PURCHASE_ORIGIN))).alias("origins"),
+        distinct_count(s.PURCHASE_ORIGIN).alias("origins"),
     )
     # The producer's sums over the same computed product totals, not over a second
     # aggregate of the purchases: a one-product producer's other revenue must be exactly 0.
@@ -70,7 +68,10 @@ def product_table(purchases: DataFrame, period_start: dt.date, early_sales: int)
     # which the trees then read as a feature of the best sellers.
     producer = Window.partitionBy(s.PRODUCER_ID)
     return (
-        totals.select(s.PRODUCER_ID, *[c for c in totals.columns if c != s.PRODUCER_ID])
+        totals.join(early, s.PRODUCT_ID)
+        .select(
+            s.PRODUCER_ID, *[c for c in totals.columns if c != s.PRODUCER_ID], *early.columns[1:]
+        )
         .withColumn("producer_units", F.sum("units").over(producer))
         .withColumn("producer_revenue", F.sum("revenue").over(producer))
         .withColumn("producer_products", F.count(F.lit(1)).over(producer))
