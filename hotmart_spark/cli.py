@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from pyspark.sql import SparkSession
-from threadpoolctl import threadpool_limits
 
 from hotmart_spark.config import Config, load_config
 from hotmart_spark.errors import UserError
@@ -79,13 +78,8 @@ def run_job(
             imported = pool.submit(lambda: [importlib.import_module(m) for m in preload])
             spark = build_session(f"hotmart-spark-{name}")
             imported.result()
-        # With the stages side by side and the numerical libraries' own thread pools, the
-        # effect estimates' last digits differed between two runs of the same 1.6M rows (most
-        # likely a sum split over as many threads as were free). One thread each: the
-        # driver's matrices are small, and the numbers repeat.
         try:
-            with threadpool_limits(limits=1):
-                main(spark, config)
+            main(spark, config)
         finally:
             spark.stop()
     except UserError as exc:

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -191,3 +194,24 @@ def test_forecast_without_the_daily_mart(spark: SparkSession, tmp_path: Path) ->
     config = load_config(overrides=[f"paths.input={tmp_path}", f"paths.output={tmp_path}"])
     with pytest.raises(UserError, match=r"no marts/daily_revenue under .*run jobs/aggregates\.py"):
         forecast_job.main(spark, config)
+
+
+def test_numerical_libraries_run_on_one_thread_in_every_thread() -> None:
+    """The stages fit their models in threads of their own, where a limit set at run time
+    does not reach OpenMP; importing the package must set it for every thread."""
+    code = "\n".join(
+        [
+            "import hotmart_spark, numpy, sklearn.cluster",
+            "from concurrent.futures import ThreadPoolExecutor",
+            "from threadpoolctl import threadpool_info",
+            "with ThreadPoolExecutor(1) as pool:",
+            "    pools = pool.submit(threadpool_info).result()",
+            "print(sorted({(p['user_api'], p['num_threads']) for p in pools}))",
+        ]
+    )
+    limits = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    env = {name: value for name, value in os.environ.items() if name not in limits}
+    printed = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert printed.strip() == "[('blas', 1), ('openmp', 1)]"
