@@ -31,6 +31,7 @@ from statsmodels.tools.sm_exceptions import (
 )
 
 from hotmart_spark import schema as s
+from hotmart_spark import warning_filters
 from hotmart_spark.config import DriversConfig
 from hotmart_spark.transforms.products import DEVICES, device_share_column
 
@@ -354,7 +355,7 @@ def affiliate_effects(frame: pd.DataFrame) -> list[Effect]:
         try:
             if min(treated, control) < 2:
                 raise ValueError(f"{treated} with and {control} without the programme")
-            with warnings.catch_warnings():
+            with warning_filters.catch_warnings():
                 for category in UNRELIABLE_FIT:
                     warnings.simplefilter("error", category)
                 estimate, low, high = estimator(frame)

@@ -21,6 +21,7 @@ from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 from statsmodels.tsa.statespace.sarimax import SARIMAX
 from statsmodels.tsa.statespace.structural import UnobservedComponents
 
+from hotmart_spark import warning_filters
 from hotmart_spark.config import ForecastConfig
 from hotmart_spark.errors import UserError
 
@@ -322,7 +323,7 @@ def _fit(
     warned: dict[str, int],
 ) -> ModelForecast:
     rng = np.random.default_rng(settings.seed)
-    with warnings.catch_warnings(record=True) as caught:
+    with warning_filters.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         forecast = model(train, months, rng, settings.simulations)
     if any(issubclass(w.category, ConvergenceWarning) for w in caught):

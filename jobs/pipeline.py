@@ -36,17 +36,23 @@ STAGES: dict[str, Callable[[SparkSession, Config], object]] = {
     name: stage_main(name)
     for name in ("validate", "aggregates", "segments", "drivers", "forecast", "report")
 }
-# The stages each stage waits for: the ones whose output it reads, and for forecast also
-# drivers, because both catch statsmodels' warnings and Python keeps one set of warning
-# filters per process.
+# The stages each stage waits for: the ones whose output it reads.
 WAITS_FOR: dict[str, tuple[str, ...]] = {
     "validate": (),
     "aggregates": ("validate",),
     "segments": ("validate",),
     "drivers": ("validate",),
-    "forecast": ("aggregates", "drivers"),
+    "forecast": ("validate",),
     "report": ("aggregates", "segments", "drivers", "forecast"),
 }
+# Tables (under the output root) a stage reads from a stage that may still be running: it
+# starts once they are written instead of when that whole stage ends. Forecast needs only
+# the daily mart, which aggregates writes first.
+WAITS_FOR_TABLES: dict[str, dict[str, tuple[str, ...]]] = {
+    "forecast": {"aggregates": ("marts/daily_revenue",)}
+}
+# How often the scheduler looks for those tables while a stage waits for them.
+TABLE_POLL_S = 0.2
 
 
 def main(spark: SparkSession, config: Config) -> dict[str, Any]:
@@ -63,12 +69,15 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     }
     # A run killed before its end leaves this record saying so.
     io.update_manifest(out, "pipeline", record)
+    # Per stage started, the tables it has written so far (path -> rows).
+    writing: dict[str, dict[str, int]] = {}
 
     def run(name: str) -> dict[str, Any]:
         stage_started = time.time()
         # Spark's UI and event log then tell which stage each job belongs to.
         spark.sparkContext.setJobGroup(name, f"hotmart-spark {name}")
         with io.recording_writes() as written:
+            writing[name] = written
             STAGES[name](spark, config if name == "validate" else downstream)
         seconds = round(time.time() - stage_started, 2)
         log.info("stage %s done in %.1f s (%d tables written)", name, seconds, len(written))
@@ -84,21 +93,27 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
     done: dict[str, dict[str, Any]] = {}
     failed: dict[str, Exception] = {}
     running: dict[Future[dict[str, Any]], str] = {}
+
+    def can_start(name: str) -> bool:
+        tables_written = all(
+            stage in done or all(f"{out}/{table}" in writing.get(stage, {}) for table in tables)
+            for stage, tables in WAITS_FOR_TABLES.get(name, {}).items()
+        )
+        return tables_written and all(before in done for before in WAITS_FOR[name])
+
     with ThreadPoolExecutor(config.pipeline.concurrent_stages, "stage") as pool:
         while True:
-            ready = [
-                name
-                for name in STAGES
-                if name not in done
-                and name not in running.values()
-                and all(before in done for before in WAITS_FOR[name])
-            ]
+            waiting = [name for name in STAGES if name not in done and name not in running.values()]
+            ready = [name for name in waiting if can_start(name)]
             # After a failure the running stages finish; no new one starts.
             for name in ready if not failed else []:
                 running[pool.submit(run, name)] = name
             if not running:
                 break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            poll = not failed and any(name in WAITS_FOR_TABLES for name in waiting)
+            finished, _ = wait(
+                running, timeout=TABLE_POLL_S if poll else None, return_when=FIRST_COMPLETED
+            )
             for future in finished:
                 name = running.pop(future)
                 try:

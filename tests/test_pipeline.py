@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,8 +17,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, MapType, StructField
 
-from hotmart_spark import io
-from hotmart_spark.config import load_config
+from hotmart_spark import io, warning_filters
+from hotmart_spark.config import Config, load_config
 from hotmart_spark.errors import UserError
 from jobs import pipeline, validate
 from tests.conftest import SmallRun
@@ -162,6 +163,37 @@ def test_each_stages_spark_jobs_carry_its_name_as_job_group(
     assert seen == {name: (name, name) for name in pipeline.STAGES}
 
 
+def test_forecast_starts_once_the_daily_mart_is_written(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forecast reads only the daily mart of aggregates: it runs beside the rest of that stage
+    instead of after it."""
+    forecast_started = threading.Event()
+    beside: dict[str, bool] = {}
+
+    def aggregates(session: SparkSession, config: Config) -> None:
+        io.write_small_table(session.range(1), f"{config.paths.output}/marts/daily_revenue")
+        beside["aggregates"] = forecast_started.wait(timeout=30)
+
+    def forecast(session: SparkSession, config: Config) -> None:
+        forecast_started.set()
+
+    stages = {name: (lambda session, config: None) for name in pipeline.STAGES}
+    monkeypatch.setattr(
+        pipeline, "STAGES", {**stages, "aggregates": aggregates, "forecast": forecast}
+    )
+    record = pipeline.main(
+        spark,
+        load_config(overrides=[f"paths.input={tmp_path}/raw", f"paths.output={tmp_path}/out"]),
+    )
+    assert beside == {"aggregates": True}
+    stage = {r["stage"]: r for r in record["stages"]}
+    assert (
+        stage["report"]["started_s"]
+        >= stage["aggregates"]["started_s"] + stage["aggregates"]["seconds"]
+    )
+
+
 def test_a_month_range_replaces_exactly_its_months(
     spark: SparkSession, small_run: SmallRun, tmp_path: Path
 ) -> None:
@@ -281,3 +313,32 @@ def test_exit_codes_and_one_line_errors(small_run: SmallRun, tmp_path: Path) -> 
     assert record["status"] == "failed"
     assert record["failed_stage"] == "aggregates"
     assert [r["stage"] for r in record["stages"]] == ["validate"]
+
+
+def test_warning_filters_are_changed_by_one_stage_at_a_time() -> None:
+    """Forecast records statsmodels' warnings while drivers turns some into errors: side by
+    side, each block must see only its own filters."""
+    first_in, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def first() -> None:
+        with warning_filters.catch_warnings(record=True):
+            order.append("first in")
+            first_in.set()
+            release.wait(timeout=5)
+            order.append("first out")
+
+    def second() -> None:
+        first_in.wait(timeout=5)
+        with warning_filters.catch_warnings():
+            order.append("second in")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    first_in.wait(timeout=5)
+    time.sleep(0.3)
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert order == ["first in", "first out", "second in"]
