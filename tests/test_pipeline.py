@@ -342,3 +342,48 @@ def test_warning_filters_are_changed_by_one_stage_at_a_time() -> None:
     for thread in threads:
         thread.join()
     assert order == ["first in", "first out", "second in"]
+
+
+TRIVIAL_JOB = """
+import sys
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.getOrCreate()
+print("driver options:", spark.sparkContext.getConf().get("spark.driver.extraJavaOptions"))
+spark.stop()
+sys.exit(int(sys.argv[1]))
+"""
+
+
+def test_the_drivers_classes_are_archived_by_the_first_successful_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """spark-submit.sh: the first run that succeeds writes the class archive and later runs map
+    it; a failed run leaves none behind (a truncated archive would crash the JVM)."""
+    job = tmp_path / "job.py"
+    job.write_text(TRIVIAL_JOB)
+    archives = tmp_path / "cds"
+    monkeypatch.setenv("HOTMART_SPARK_CDS", "1")
+    monkeypatch.setenv("HOTMART_SPARK_CDS_DIR", str(archives))
+
+    def submit(exit_code: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(ROOT / "spark-submit.sh"), "--master", "local[1]", str(job), str(exit_code)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    failed = submit(3)
+    assert failed.returncode == 3
+    assert "-XX:ArchiveClassesAtExit=" in failed.stdout
+    assert list(archives.iterdir()) == []
+    first = submit(0)
+    assert first.returncode == 0
+    made = list(archives.iterdir())
+    assert [p.name for p in made] == [p.name for p in archives.glob("driver-*.jsa")]
+    assert len(made) == 1
+    second = submit(0)
+    assert second.returncode == 0
+    assert f"-XX:SharedArchiveFile={made[0]}" in second.stdout
+    assert list(archives.iterdir()) == made
