@@ -94,11 +94,12 @@ submit=("$submit" --properties-file "$properties" --py-files "$root/build/hotmar
 # Class-data sharing: the driver JVM maps the classes a run loads (Spark's, Scala's,
 # Hadoop's) from an archive instead of reading and verifying them from the jars every time
 # (validation alone on 1.6M rows: 35.4-38.7 s against 41.5-43.1 s and 6-7 CPU seconds
-# less; README, Performance). The first successful run with a given JDK and Spark writes
-# the archive as its JVM exits, and later runs map it. An archive serves only the class
-# path it was made with, so its name is a digest of the JDK and Spark's jars. A truncated
-# archive crashes the JVM, so it is written under a temporary name and renamed only after
-# a run that succeeded. HOTMART_SPARK_CDS=0 turns this off.
+# less; README, Performance). The first successful run of the pipeline job (whose classes
+# are those of every stage's job) with a given JDK and Spark writes the archive as its JVM
+# exits, and every later job maps it. An archive serves only the class path it was made
+# with, so its name is a digest of the JDK and Spark's jars. A truncated archive crashes
+# the JVM, so it is written under a temporary name and renamed only after a run that
+# succeeded. HOTMART_SPARK_CDS=0 turns this off.
 java_bin=$(command -v "${JAVA_HOME:+$JAVA_HOME/bin/}java" || true)
 if [ "${HOTMART_SPARK_CDS:-1}" = 0 ] || [ -z "$java_bin" ] || [ ! -d "$spark_jars" ]; then
     exec "${submit[@]}" --driver-java-options "$java_options" "${spark_args[@]}" "$job" "$@"
@@ -112,6 +113,9 @@ archive="$cds_dir/driver-$digest.jsa"
 if [ -f "$archive" ]; then
     exec "${submit[@]}" --driver-java-options "$java_options -XX:SharedArchiveFile=$archive" \
         "${spark_args[@]}" "$job" "$@"
+fi
+if [ "$(basename "$job")" != pipeline.py ]; then
+    exec "${submit[@]}" --driver-java-options "$java_options" "${spark_args[@]}" "$job" "$@"
 fi
 mkdir -p "$cds_dir"
 partial="$archive.$$.partial"

@@ -354,36 +354,42 @@ sys.exit(int(sys.argv[1]))
 """
 
 
-def test_the_drivers_classes_are_archived_by_the_first_successful_run(
+def test_the_drivers_classes_are_archived_by_the_first_successful_pipeline_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """spark-submit.sh: the first run that succeeds writes the class archive and later runs map
-    it; a failed run leaves none behind (a truncated archive would crash the JVM)."""
-    job = tmp_path / "job.py"
-    job.write_text(TRIVIAL_JOB)
+    """spark-submit.sh: the first pipeline run that succeeds writes the class archive and every
+    later job maps it; a failed run leaves none behind (a truncated archive would crash the
+    JVM), and other jobs do not write one."""
+    (tmp_path / "pipeline.py").write_text(TRIVIAL_JOB)
+    (tmp_path / "other.py").write_text(TRIVIAL_JOB)
     archives = tmp_path / "cds"
     monkeypatch.setenv("HOTMART_SPARK_CDS", "1")
     monkeypatch.setenv("HOTMART_SPARK_CDS_DIR", str(archives))
 
-    def submit(exit_code: int) -> subprocess.CompletedProcess[str]:
+    def submit(job: str, exit_code: int) -> subprocess.CompletedProcess[str]:
+        script = str(tmp_path / job)
         return subprocess.run(
-            [str(ROOT / "spark-submit.sh"), "--master", "local[1]", str(job), str(exit_code)],
+            [str(ROOT / "spark-submit.sh"), "--master", "local[1]", script, str(exit_code)],
             cwd=ROOT,
             capture_output=True,
             text=True,
             timeout=300,
         )
 
-    failed = submit(3)
+    other = submit("other.py", 0)
+    assert other.returncode == 0
+    assert "-XX:ArchiveClassesAtExit=" not in other.stdout
+    failed = submit("pipeline.py", 3)
     assert failed.returncode == 3
     assert "-XX:ArchiveClassesAtExit=" in failed.stdout
     assert list(archives.iterdir()) == []
-    first = submit(0)
+    first = submit("pipeline.py", 0)
     assert first.returncode == 0
     made = list(archives.iterdir())
     assert [p.name for p in made] == [p.name for p in archives.glob("driver-*.jsa")]
     assert len(made) == 1
-    second = submit(0)
-    assert second.returncode == 0
-    assert f"-XX:SharedArchiveFile={made[0]}" in second.stdout
+    for job in ("pipeline.py", "other.py"):
+        later = submit(job, 0)
+        assert later.returncode == 0
+        assert f"-XX:SharedArchiveFile={made[0]}" in later.stdout
     assert list(archives.iterdir()) == made
