@@ -100,21 +100,21 @@ submit=("$submit" --properties-file "$properties" --py-files "$root/build/hotmar
 # with, so its name is a digest of the JDK and Spark's jars. A truncated archive crashes
 # the JVM, so it is written under a temporary name and renamed only after a run that
 # succeeded. HOTMART_SPARK_CDS=0 turns this off.
+archive=
 java_bin=$(command -v "${JAVA_HOME:+$JAVA_HOME/bin/}java" || true)
-if [ "${HOTMART_SPARK_CDS:-1}" = 0 ] || [ -z "$java_bin" ] || [ ! -d "$spark_jars" ]; then
-    exec "${submit[@]}" --driver-java-options "$java_options" "${spark_args[@]}" "$job" "$@"
+if [ "${HOTMART_SPARK_CDS:-1}" != 0 ] && [ -n "$java_bin" ] && [ -d "$spark_jars" ]; then
+    java_bin=$(readlink -f "$java_bin")
+    cds_dir=${HOTMART_SPARK_CDS_DIR:-$root/build/cds}
+    digest=$( { echo "$spark_jars"
+        ls -l --time-style=+%s "$java_bin" "$(dirname "$java_bin")/../lib/server/libjvm.so" 2>/dev/null
+        ls -l --time-style=+%s "$spark_jars"; } | sha1sum | cut -c1-16)
+    archive="$cds_dir/driver-$digest.jsa"
 fi
-java_bin=$(readlink -f "$java_bin")
-cds_dir=${HOTMART_SPARK_CDS_DIR:-$root/build/cds}
-digest=$( { echo "$spark_jars"
-    ls -l --time-style=+%s "$java_bin" "$(dirname "$java_bin")/../lib/server/libjvm.so" 2>/dev/null
-    ls -l --time-style=+%s "$spark_jars"; } | sha1sum | cut -c1-16)
-archive="$cds_dir/driver-$digest.jsa"
-if [ -f "$archive" ]; then
+if [ -n "$archive" ] && [ -f "$archive" ]; then
     exec "${submit[@]}" --driver-java-options "$java_options -XX:SharedArchiveFile=$archive" \
         "${spark_args[@]}" "$job" "$@"
 fi
-if [ "$(basename "$job")" != pipeline.py ]; then
+if [ -z "$archive" ] || [ "$(basename "$job")" != pipeline.py ]; then
     exec "${submit[@]}" --driver-java-options "$java_options" "${spark_args[@]}" "$job" "$@"
 fi
 mkdir -p "$cds_dir"
