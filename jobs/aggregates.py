@@ -41,6 +41,7 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
         purchases, scale, z_min = valued_purchases(
             io.read_clean(spark, config.paths.input), config.value
         )
+        affiliates = q1.affiliate_table(purchases)
         # Each mart as the function that builds it (some run a Spark job to plan theirs).
         marts: dict[str, Callable[[], DataFrame]] = {
             "daily_revenue": lambda: q2.daily_revenue(purchases),
@@ -53,9 +54,9 @@ def main(spark: SparkSession, config: Config) -> dict[str, Any]:
                 config.period.end,
             ),
             "channels": lambda: q1.channel_table(purchases),
-            "affiliates": lambda: q1.affiliate_table(purchases),
+            "affiliates": lambda: affiliates,
             "affiliate_concentration": lambda: concentration(
-                rank_desc(q1.affiliate_table(purchases), "revenue", s.AFFILIATE_ID), "revenue"
+                rank_desc(affiliates, "revenue", s.AFFILIATE_ID), "revenue"
             ),
             "producer_concentration_monthly": lambda: q1.monthly_concentration(purchases),
         }
