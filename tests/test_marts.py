@@ -241,3 +241,15 @@ def test_breakdowns(purchases: DataFrame) -> None:
     for _, value_share, units_share in shares:
         assert value_share == pytest.approx(1.0) and units_share == pytest.approx(1.0)
     assert rows[("social_network", "other referrer")]["units"] == 24
+
+
+def test_month_number_and_label_across_a_year_end(spark: SparkSession) -> None:
+    df = spark.createDataFrame(
+        [(dt.datetime(2015, 12, 31, 23, 59, 59),), (dt.datetime(2016, 1, 1, 0, 0, 0),)],
+        [s.PURCHASE_DATE],
+    )
+    numbered = df.select(q2.month_number().alias("n")).withColumn(
+        "label", q2.month_label(F.col("n"))
+    )
+    # 2015 * 12 + 11 and 2016 * 12 + 0.
+    assert [tuple(r) for r in numbered.collect()] == [(24191, "2015-12"), (24192, "2016-01")]

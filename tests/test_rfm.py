@@ -146,3 +146,20 @@ def test_segment_summary(scored: DataFrame, purchases: DataFrame) -> None:
     assert cant_lose["mean_monetary"] == pytest.approx(95.0)
     assert cant_lose["top_categories"] == ["eBook", "Podcast"]
     assert sum(r["buyer_share"] for r in summary.values()) == pytest.approx(1.0)
+
+
+def test_segment_takes_the_first_matching_pattern(spark: SparkSession) -> None:
+    # "55" matches both patterns and goes to the first; "11" matches neither.
+    segments = {"Top row": "5[1-5]", "Best": "55"}
+    names = rfm.segment_names(segments)
+    assert (names[55], names[51], names[11], len(names)) == (
+        "Top row",
+        "Top row",
+        rfm.UNSEGMENTED,
+        25,
+    )
+    df = spark.createDataFrame([(5, 5), (1, 1)], ["r_score", "f_score"])
+    assert [r[0] for r in df.select(rfm.segment(segments)).collect()] == [
+        "Top row",
+        rfm.UNSEGMENTED,
+    ]

@@ -26,12 +26,30 @@ def day_of(col: str = s.PURCHASE_DATE) -> Column:
     return F.to_date(col)
 
 
-def buyer_days(purchases: DataFrame) -> DataFrame:
-    """Distinct (buyer, day) pairs with `first_day`, the buyer's first day in the data."""
-    # Split by buyer first: the distinct pairs, the first day and the monthly pairs
-    # (grouped by buyer and more) then need no shuffle of their own.
-    pairs = purchases.select(s.BUYER_ID, day_of().alias("day")).repartition(s.BUYER_ID).distinct()
-    return pairs.withColumn("first_day", F.min("day").over(Window.partitionBy(s.BUYER_ID)))
+def month_number(col: str = s.PURCHASE_DATE) -> Column:
+    """Months since year 0 (year * 12 + month - 1): a whole-number month, cheaper to group
+    by than its text (at 1.6M rows the buyers' (buyer, "yyyy-MM") pairs took twice as long)."""
+    return F.year(col) * 12 + F.month(col) - 1
+
+
+def month_label(number: Column) -> Column:
+    """The "yyyy-MM" text of a month_number, the format of purchase_month."""
+    return F.format_string("%04d-%02d", F.floor(number / 12), number % 12 + 1)
+
+
+def buyers_per_period(purchases: DataFrame, period: Column, name: str) -> DataFrame:
+    """Per period (`name`): distinct buyers, and new buyers (whose first period it is)."""
+    # Two hash aggregates, no window: sorting every buyer's rows for their first period
+    # cost more than grouping the purchases by buyer a second time.
+    keyed = purchases.select(s.BUYER_ID, period.alias(name))
+    buyers = keyed.distinct().groupBy(name).agg(F.count(F.lit(1)).alias("buyers"))
+    new = (
+        keyed.groupBy(s.BUYER_ID)
+        .agg(F.min(name).alias(name))
+        .groupBy(name)
+        .agg(F.count(F.lit(1)).alias("new_buyers"))
+    )
+    return buyers.join(new, name, "left").fillna(0, ["new_buyers"])
 
 
 def daily_revenue(purchases: DataFrame) -> DataFrame:
@@ -41,15 +59,7 @@ def daily_revenue(purchases: DataFrame) -> DataFrame:
         F.sum("platform_revenue").alias("platform_revenue"),
         F.count(F.lit(1)).alias("units"),
     )
-    buyers = (
-        buyer_days(purchases)
-        .groupBy("day")
-        .agg(
-            F.count(F.lit(1)).alias("buyers"),
-            F.sum((F.col("day") == F.col("first_day")).cast("long")).alias("new_buyers"),
-        )
-    )
-    return daily.join(buyers, "day", "left")
+    return daily.join(buyers_per_period(purchases, day_of(), "day"), "day", "left")
 
 
 def monthly_revenue(purchases: DataFrame) -> DataFrame:
@@ -61,20 +71,11 @@ def monthly_revenue(purchases: DataFrame) -> DataFrame:
         F.sum("platform_revenue").alias("platform_revenue"),
         F.count(F.lit(1)).alias("units"),
     )
-    buyer_months = buyer_days(purchases).select(
-        s.BUYER_ID,
-        F.date_format("day", "yyyy-MM").alias("month"),
-        F.date_format("first_day", "yyyy-MM").alias("first_month"),
-    )
-    buyers = (
-        buyer_months.distinct()
-        .withColumn("new", F.col("month") == F.col("first_month"))
-        .groupBy("month")
-        .agg(
-            F.count(F.lit(1)).alias("buyers"),
-            F.sum(F.col("new").cast("long")).alias("new_buyers"),
-            F.sum((~F.col("new")).cast("long")).alias("returning_buyers"),
-        )
+    buyers = buyers_per_period(purchases, month_number(), "month_number").select(
+        month_label(F.col("month_number")).alias("month"),
+        "buyers",
+        "new_buyers",
+        (F.col("buyers") - F.col("new_buyers")).alias("returning_buyers"),
     )
     # The month before, joined by date rather than by a window over all months.
     previous = monthly.select(
@@ -157,27 +158,34 @@ def breakdowns(
     (`period_halves`).
     """
     first, second = period_halves(start, end)
-    stacked = purchases.select(
-        F.explode(
-            F.array(
-                *[
-                    F.struct(
-                        F.lit(name).alias("dimension"),
-                        F.coalesce(col, F.lit("unknown")).alias("level"),
-                    )
-                    for name, col in levels.items()
-                ]
-            )
-        ).alias("d"),
+    names = list(levels)
+    leveled = purchases.select(
+        *[F.coalesce(col, F.lit("unknown")).alias(name) for name, col in levels.items()],
         "value",
         first.alias("first"),
         second.alias("second"),
-    ).select("d.dimension", "d.level", "value", "first", "second")
-    grouped = stacked.groupBy("dimension", "level").agg(
-        F.count(F.lit(1)).alias("units"),
-        F.sum("value").alias("value"),
-        F.sum(F.when(F.col("first"), F.col("value")).otherwise(0.0)).alias("first_half_value"),
-        F.sum(F.when(F.col("second"), F.col("value")).otherwise(0.0)).alias("second_half_value"),
+    )
+    # One grouping set per dimension, in one pass: each row of the result has its own
+    # dimension's level and nulls for the others (levels are never null). A struct per
+    # dimension exploded from every purchase took 3-5 s at 1.6M rows against 2.3-2.8 s.
+    grouped = (
+        leveled.groupingSets([[name] for name in names], *names)
+        .agg(
+            F.count(F.lit(1)).alias("units"),
+            F.sum("value").alias("value"),
+            F.sum(F.when(F.col("first"), F.col("value")).otherwise(0.0)).alias("first_half_value"),
+            F.sum(F.when(F.col("second"), F.col("value")).otherwise(0.0)).alias(
+                "second_half_value"
+            ),
+        )
+        .select(
+            F.coalesce(*[F.when(F.col(n).isNotNull(), F.lit(n)) for n in names]).alias("dimension"),
+            F.coalesce(*names).alias("level"),
+            "units",
+            "value",
+            "first_half_value",
+            "second_half_value",
+        )
     )
     per_dimension = Window.partitionBy("dimension")
     return (
