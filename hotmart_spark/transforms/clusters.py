@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from sklearn.cluster import KMeans
 
 from hotmart_spark import schema as s
-from hotmart_spark.transforms.producers import distinct_count, producer_table
+from hotmart_spark.transforms.producers import distinct_count, producer_measures
 from hotmart_spark.transforms.shares import with_shares
 from hotmart_spark.transforms.trends import period_halves
 
@@ -43,7 +43,9 @@ def producer_features(purchases: DataFrame, start: dt.date, end: dt.date) -> Dat
     in_first, in_second = period_halves(start, end)
     first = F.when(in_first, F.col("value")).otherwise(0.0)
     second = F.when(in_second, F.col("value")).otherwise(0.0)
-    extra = purchases.groupBy(s.PRODUCER_ID).agg(
+    # The mart's measures and these in one aggregate: one pass over the purchases, no join.
+    measured = purchases.groupBy(s.PRODUCER_ID).agg(
+        *producer_measures(),
         distinct_count(s.PRODUCT_NICHE).alias("niches"),
         F.sum(first).alias("_first"),
         F.sum(second).alias("_second"),
@@ -52,12 +54,7 @@ def producer_features(purchases: DataFrame, start: dt.date, end: dt.date) -> Dat
         F.col("_first") + F.col("_second") > 0,
         (F.col("_second") - F.col("_first")) / (F.col("_first") + F.col("_second")),
     ).otherwise(0.0)
-    return (
-        producer_table(purchases)
-        .join(extra, s.PRODUCER_ID)
-        .withColumn("growth_index", growth)
-        .select(s.PRODUCER_ID, *FEATURES)
-    )
+    return measured.withColumn("growth_index", growth).select(s.PRODUCER_ID, *FEATURES)
 
 
 def cluster_producers(

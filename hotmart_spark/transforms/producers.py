@@ -26,10 +26,10 @@ def distinct_count(col: str | Column) -> Column:
     return F.size(F.collect_set(col))
 
 
-def producer_table(purchases: DataFrame) -> DataFrame:
-    """marts/producers: one row per producer with its sales, reach and activity."""
+def producer_measures() -> list[Column]:
+    """The measures of marts/producers, for an aggregate by producer_id."""
     day = F.to_date(s.PURCHASE_DATE)
-    return purchases.groupBy(s.PRODUCER_ID).agg(
+    return [
         F.count(F.lit(1)).alias("units"),
         F.sum("value").alias("revenue"),
         F.sum("platform_revenue").alias("platform_revenue"),
@@ -41,7 +41,12 @@ def producer_table(purchases: DataFrame) -> DataFrame:
         F.avg(is_affiliate_sale().cast("double")).alias("affiliate_units_share"),
         F.avg("value").alias("avg_value_per_sale"),
         distinct_count(s.PURCHASE_MONTH).alias("months_active"),
-    )
+    ]
+
+
+def producer_table(purchases: DataFrame) -> DataFrame:
+    """marts/producers: one row per producer with its sales, reach and activity."""
+    return purchases.groupBy(s.PRODUCER_ID).agg(*producer_measures())
 
 
 def top_by_units_rule(producers: DataFrame, p95_units: float) -> DataFrame:
