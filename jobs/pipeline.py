@@ -39,17 +39,23 @@ STAGES: dict[str, Callable[[SparkSession, Config], object]] = {
 # The stages each stage waits for: the ones whose output it reads.
 WAITS_FOR: dict[str, tuple[str, ...]] = {
     "validate": (),
-    "aggregates": ("validate",),
-    "segments": ("validate",),
-    "drivers": ("validate",),
+    "aggregates": (),
+    "segments": (),
+    "drivers": (),
     "forecast": ("validate",),
-    "report": ("aggregates", "segments", "drivers", "forecast"),
+    "report": ("validate", "aggregates", "segments", "drivers", "forecast"),
 }
 # Tables (under the output root) a stage reads from a stage that may still be running: it
-# starts once they are written instead of when that whole stage ends. Forecast needs only
-# the daily mart, which aggregates writes first.
+# starts once they are written instead of when that whole stage ends. Aggregates, segments
+# and drivers read only the clean table, which validation writes before the quarantine and
+# its checks; forecast needs the quarantine and the daily mart, which aggregates writes
+# first.
+READS_CLEAN = {"validate": ("clean",)}
 WAITS_FOR_TABLES: dict[str, dict[str, tuple[str, ...]]] = {
-    "forecast": {"aggregates": ("marts/daily_revenue",)}
+    "aggregates": READS_CLEAN,
+    "segments": READS_CLEAN,
+    "drivers": READS_CLEAN,
+    "forecast": {"aggregates": ("marts/daily_revenue",)},
 }
 # How often the scheduler looks for those tables while a stage waits for them.
 TABLE_POLL_S = 0.2

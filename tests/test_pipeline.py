@@ -194,6 +194,43 @@ def test_forecast_starts_once_the_daily_mart_is_written(
     )
 
 
+def test_the_clean_tables_readers_start_once_it_is_written(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Aggregates, segments and drivers read only the clean table: they run beside the rest of
+    validation (the quarantine and its checks); forecast and report wait for all of it."""
+    readers = ("aggregates", "segments", "drivers")
+    started = {name: threading.Event() for name in pipeline.STAGES}
+    seen: dict[str, bool] = {}
+
+    def validate(session: SparkSession, config: Config) -> None:
+        io.write_small_table(session.range(1), f"{config.paths.output}/clean")
+        seen.update({name: started[name].wait(timeout=30) for name in readers})
+        seen["forecast"] = started["forecast"].is_set()
+
+    def starts(name: str) -> Callable[[SparkSession, Config], None]:
+        def run(session: SparkSession, config: Config) -> None:
+            if name == "aggregates":
+                io.write_small_table(session.range(1), f"{config.paths.output}/marts/daily_revenue")
+            started[name].set()
+
+        return run
+
+    monkeypatch.setattr(
+        pipeline,
+        "STAGES",
+        {**{name: starts(name) for name in pipeline.STAGES}, "validate": validate},
+    )
+    record = pipeline.main(
+        spark,
+        load_config(overrides=[f"paths.input={tmp_path}/raw", f"paths.output={tmp_path}/out"]),
+    )
+    assert seen == {"aggregates": True, "segments": True, "drivers": True, "forecast": False}
+    stage = {r["stage"]: r for r in record["stages"]}
+    validated = stage["validate"]["started_s"] + stage["validate"]["seconds"]
+    assert min(stage["forecast"]["started_s"], stage["report"]["started_s"]) >= validated
+
+
 def test_a_month_range_replaces_exactly_its_months(
     spark: SparkSession, small_run: SmallRun, tmp_path: Path
 ) -> None:
