@@ -42,20 +42,21 @@ WAITS_FOR: dict[str, tuple[str, ...]] = {
     "aggregates": (),
     "segments": (),
     "drivers": (),
-    "forecast": ("validate",),
+    "forecast": (),
     "report": ("validate", "aggregates", "segments", "drivers", "forecast"),
 }
 # Tables (under the output root) a stage reads from a stage that may still be running: it
 # starts once they are written instead of when that whole stage ends. Aggregates, segments
 # and drivers read only the clean table, which validation writes before the quarantine and
-# its checks; forecast needs the quarantine and the daily mart, which aggregates writes
-# first.
+# its checks; forecast reads the quarantine and the daily mart, which aggregates writes
+# first. (Waiting for the end of validation, whose last jobs then queue behind the other
+# stages' tasks, started forecast about 25 s later on 1.6M rows.)
 READS_CLEAN = {"validate": ("clean",)}
 WAITS_FOR_TABLES: dict[str, dict[str, tuple[str, ...]]] = {
     "aggregates": READS_CLEAN,
     "segments": READS_CLEAN,
     "drivers": READS_CLEAN,
-    "forecast": {"aggregates": ("marts/daily_revenue",)},
+    "forecast": {"validate": ("quarantine",), "aggregates": ("marts/daily_revenue",)},
 }
 # How often the scheduler looks for those tables while a stage waits for them.
 TABLE_POLL_S = 0.2
