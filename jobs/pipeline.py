@@ -36,7 +36,8 @@ STAGES: dict[str, Callable[[SparkSession, Config], object]] = {
     name: stage_main(name)
     for name in ("validate", "aggregates", "segments", "drivers", "forecast", "report")
 }
-# The stages each stage waits for: the ones whose output it reads.
+# The stages each stage waits for to end: those whose output it reads, where WAITS_FOR_TABLES
+# below does not let it start sooner.
 WAITS_FOR: dict[str, tuple[str, ...]] = {
     "validate": (),
     "aggregates": (),
