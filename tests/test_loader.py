@@ -176,3 +176,20 @@ def test_unreadable_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(io, "open", denied, raising=False)
     with pytest.raises(UserError, match=r"cannot read .*locked\.csv: Permission denied"):
         io.resolve_input(path)
+
+
+def test_tables_skip_the_dictionary_only_for_row_unique_columns(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    # Both columns repeat three values, so Parquet would give each a dictionary.
+    rows = spark.range(30).selectExpr(f"id % 3 AS {s.PURCHASE_ID}", f"id % 3 AS {s.PRODUCT_ID}")
+    io.write_table(rows.coalesce(1), str(tmp_path / "table"))
+    (file,) = (tmp_path / "table").glob("*.parquet")
+    chunks = pq.ParquetFile(file).metadata.row_group(0)
+    dictionary = {
+        chunks.column(i).path_in_schema: chunks.column(i).has_dictionary_page
+        for i in range(chunks.num_columns)
+    }
+    assert dictionary == {s.PURCHASE_ID: False, s.PRODUCT_ID: True}
