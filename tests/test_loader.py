@@ -4,6 +4,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
@@ -181,8 +182,6 @@ def test_unreadable_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_tables_skip_the_dictionary_only_for_row_unique_columns(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    import pyarrow.parquet as pq
-
     # Both columns repeat three values, so Parquet would give each a dictionary.
     rows = spark.range(30).selectExpr(f"id % 3 AS {s.PURCHASE_ID}", f"id % 3 AS {s.PRODUCT_ID}")
     io.write_table(rows.coalesce(1), str(tmp_path / "table"))
