@@ -25,6 +25,8 @@ DEFAULT_ROWS = (1_600_000, 16_000_000)
 # The targets of issue 8, checked and printed with the figures.
 PIPELINE_TARGET_S = 90.0
 CORE_RATIO_TARGET = 10.0
+# The size the DuckDB ratio is a target at; at 1.6M rows Spark's fixed cost per job dominates.
+CORE_RATIO_ROWS = 16_000_000
 SCALE_RATIO_TARGET = 10.0
 # conf/spark-local.properties has 8 shuffle partitions, right up to 16M rows (more cost 30 s
 # at 1.6M, measured); beyond, a partition of a kept table must still fit a 2g driver.
@@ -178,6 +180,33 @@ def core_duckdb(clean: str) -> float:
     return time.time() - started
 
 
+def verdicts(results: list[dict[str, object]]) -> list[str]:
+    """One line per target of issue 8 that these results measure, saying whether it is met."""
+    lines = []
+    by_rows = {r["rows"]: r for r in results}
+    if 1_600_000 in by_rows:
+        wall = by_rows[1_600_000]["wall_s"]
+        verdict = "met" if wall < PIPELINE_TARGET_S else "NOT met"
+        lines.append(
+            f"target: pipeline on 1.6M rows < {PIPELINE_TARGET_S:g} s: {wall} s, {verdict}"
+        )
+    for r in results:
+        if "core_ratio" not in r:
+            continue
+        if r["rows"] == CORE_RATIO_ROWS:
+            verdict = "met" if r["core_ratio"] <= CORE_RATIO_TARGET else "NOT met"
+            lines.append(
+                f"target: core aggregates at {r['rows']:,} <= 10x DuckDB: {r['core_ratio']}x, {verdict}"
+            )
+        else:
+            lines.append(f"core aggregates at {r['rows']:,}: {r['core_ratio']}x DuckDB (no target)")
+    if 1_600_000 in by_rows and 16_000_000 in by_rows:
+        ratio = by_rows[16_000_000]["wall_s"] / by_rows[1_600_000]["wall_s"]
+        verdict = "met" if ratio <= SCALE_RATIO_TARGET else "NOT met"
+        lines.append(f"target: 16M time <= 10x 1.6M time: {ratio:.1f}x, {verdict}")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, action="append", help="rows to generate (repeatable)")
@@ -209,21 +238,8 @@ def main() -> int:
             f"{r['core_spark_s']:>12} {r.get('core_duckdb_s', '-'):>9} {r.get('core_ratio', '-'):>6}"
         )
         print("    stages: " + ", ".join(f"{k} {v} s" for k, v in r["stages"].items()))
-    by_rows = {r["rows"]: r for r in results}
-    if 1_600_000 in by_rows:
-        wall = by_rows[1_600_000]["wall_s"]
-        verdict = "met" if wall < PIPELINE_TARGET_S else "NOT met"
-        print(f"target: pipeline on 1.6M rows < {PIPELINE_TARGET_S:g} s: {wall} s, {verdict}")
-    for r in results:
-        if "core_ratio" in r:
-            verdict = "met" if r["core_ratio"] <= CORE_RATIO_TARGET else "NOT met"
-            print(
-                f"target: core aggregates at {r['rows']:,} <= 10x DuckDB: {r['core_ratio']}x, {verdict}"
-            )
-    if 1_600_000 in by_rows and 16_000_000 in by_rows:
-        ratio = by_rows[16_000_000]["wall_s"] / by_rows[1_600_000]["wall_s"]
-        verdict = "met" if ratio <= SCALE_RATIO_TARGET else "NOT met"
-        print(f"target: 16M time <= 10x 1.6M time: {ratio:.1f}x, {verdict}")
+    for line in verdicts(results):
+        print(line)
     (args.work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
