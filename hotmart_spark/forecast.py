@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
-from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 from statsmodels.tsa.statespace.sarimax import SARIMAX
 from statsmodels.tsa.statespace.structural import UnobservedComponents
@@ -78,6 +77,7 @@ class ModelForecast:
     fitted: pd.Series | None  # one-step in-sample fitted values
     spec: str
     aic: float  # NaN for the naive baselines, which have no likelihood
+    converged: bool = True  # False when an optimiser of the fit stopped short (statsmodels)
 
 
 @dataclass(frozen=True)
@@ -226,6 +226,14 @@ def seasonal_naive_weekly(
     return ModelForecast(monthly, daily, fitted, "same weekday of the last week", np.nan)
 
 
+def _converged(result) -> bool:
+    """Whether a statsmodels fit's optimiser converged, read off the fit: statsmodels warns of
+    it too, but Python's warning filters are one per process, and another stage's thread
+    leaving its own catch_warnings block restores them in the middle of a fit, so a warning
+    may never reach the block that counts it."""
+    return bool((result.mle_retvals or {}).get("converged", True))
+
+
 def _simulated(
     result, train: pd.Series, months: pd.PeriodIndex, rng: np.random.Generator, simulations: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
@@ -254,7 +262,7 @@ def _ets(error: str, seasonal: str) -> Model:
         ).fit(disp=False)
         monthly, daily, fitted = _simulated(result, train, months, rng, simulations)
         spec = f"ETS({error[0].upper()},Ad,{seasonal[0].upper()}) weekly"
-        return ModelForecast(monthly, daily, fitted, spec, float(result.aic))
+        return ModelForecast(monthly, daily, fitted, spec, float(result.aic), _converged(result))
 
     return model
 
@@ -277,7 +285,8 @@ def sarimax_weekly(
     result, order, seasonal_order = min(fits, key=lambda fit: fit[0].aic)
     monthly, daily, fitted = _simulated(result, train, months, rng, simulations)
     spec = f"SARIMAX{order}x{seasonal_order[:3]}{WEEK}, lowest AIC of {len(SARIMAX_GRID)}"
-    return ModelForecast(monthly, daily, fitted, spec, float(result.aic))
+    converged = all(_converged(fit) for fit, _, _ in fits)
+    return ModelForecast(monthly, daily, fitted, spec, float(result.aic), converged)
 
 
 def unobserved_components(
@@ -289,7 +298,12 @@ def unobserved_components(
     )
     monthly, daily, fitted = _simulated(result, train, months, rng, simulations)
     return ModelForecast(
-        monthly, daily, fitted, "local linear trend + weekly seasonal", float(result.aic)
+        monthly,
+        daily,
+        fitted,
+        "local linear trend + weekly seasonal",
+        float(result.aic),
+        _converged(result),
     )
 
 
@@ -323,10 +337,12 @@ def _fit(
     warned: dict[str, int],
 ) -> ModelForecast:
     rng = np.random.default_rng(settings.seed)
-    with warning_filters.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    # What the warnings say is in the fits (`converged`) and the notes; in the log they would
+    # only repeat it.
+    with warning_filters.catch_warnings():
+        warnings.simplefilter("ignore")
         forecast = model(train, months, rng, settings.simulations)
-    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+    if not forecast.converged:
         warned[name] = warned.get(name, 0) + 1
     return forecast
 

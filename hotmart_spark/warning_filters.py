@@ -1,7 +1,9 @@
 """Python keeps one set of warning filters per process: stages running side by side in the
 pipeline take turns at changing them, or one stage's filters would decide what happens to
-the other's warnings (forecast records statsmodels' warnings; drivers turns some into
-errors)."""
+the other's warnings (forecast silences statsmodels' warnings; drivers turns some into
+errors). Libraries' own catch_warnings blocks in other threads do not take turns: leaving
+one restores the filters it saved, so nothing may depend on a warning reaching its block
+(forecast reads convergence off the fits)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -241,3 +242,34 @@ def test_a_model_that_cannot_fit_is_left_out_with_a_note(config) -> None:
     assert "ets_multiplicative" not in set(result.errors["model"])
     status = result.models.set_index("model")["status"]["ets_multiplicative"]
     assert status.startswith("failed: multiplicative seasonality")
+
+
+def test_an_optimiser_stopping_short_is_noted_when_its_warning_is_lost(monkeypatch, config) -> None:
+    """Another stage's thread leaving its own catch_warnings block mid-fit restores the
+    filters it saved before forecast's block began: the fit's ConvergenceWarning then never
+    reaches forecast. The count must come from the fit itself."""
+    monkeypatch.setattr(fc, "SARIMAX_MAXITER", 1)
+    noisy = 1000 * WEEKDAY_FACTOR[DAYS.dayofweek] + np.random.default_rng(7).normal(
+        0, 50, len(DAYS)
+    )
+    train = series_of("2016-01-01", noisy).values
+    ahead = fc.horizon_months(pd.Period("2016-06", "M"), 3)
+    other_stage = warnings.catch_warnings()
+    other_stage.__enter__()
+
+    def sarimax_beside_another_stage(*args) -> fc.ModelForecast:
+        other_stage.__exit__(None, None, None)
+        return fc.sarimax_weekly(*args)
+
+    warned: dict[str, int] = {}
+    settings = dataclasses.replace(config.forecast, simulations=10)
+    forecast = fc._fit(
+        "sarimax_weekly", sarimax_beside_another_stage, train, ahead, settings, warned
+    )
+    assert not forecast.converged
+    assert warned == {"sarimax_weekly": 1}
+    # With 200 iterations all four fits of the grid converge on this series: nothing to note.
+    monkeypatch.setattr(fc, "SARIMAX_MAXITER", 200)
+    warned.clear()
+    assert fc._fit("sarimax_weekly", fc.sarimax_weekly, train, ahead, settings, warned).converged
+    assert warned == {}

@@ -364,7 +364,7 @@ def test_exit_codes_and_one_line_errors(small_run: SmallRun, tmp_path: Path) -> 
 
 
 def test_warning_filters_are_changed_by_one_stage_at_a_time() -> None:
-    """Forecast records statsmodels' warnings while drivers turns some into errors: side by
+    """Forecast silences statsmodels' warnings while drivers turns some into errors: side by
     side, each block must see only its own filters."""
     first_in, release = threading.Event(), threading.Event()
     order: list[str] = []
