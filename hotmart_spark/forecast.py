@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+from scipy.stats import t as student_t
 from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 from statsmodels.tsa.statespace.sarimax import SARIMAX
 from statsmodels.tsa.statespace.structural import UnobservedComponents
@@ -169,10 +169,15 @@ def _days_ahead(train: pd.Series, months: pd.PeriodIndex) -> pd.DatetimeIndex:
     return days[days > train.index[-1]]
 
 
-def _normal_monthly(point: float, sds: np.ndarray, months: pd.PeriodIndex) -> pd.DataFrame:
+def _student_monthly(
+    point: float, sds: np.ndarray, df: int, months: pd.PeriodIndex
+) -> pd.DataFrame:
+    """Interval ends from Student's t with `df` degrees of freedom: the baselines' sd is estimated
+    from a handful of months, and normal quantiles then make intervals too narrow (the 80%
+    interval of the mean of three months covered 3 of 9 backtest months on the generated data)."""
     frame = pd.DataFrame({"mean": np.full(len(months), point)}, index=months)
     for name, q in QUANTILES.items():
-        frame[name] = point + norm.ppf(q) * sds
+        frame[name] = point + student_t.ppf(q, df) * sds
     return frame
 
 
@@ -189,7 +194,7 @@ def naive_last_month(
     changes = np.diff(totals)
     sigma = float(np.sqrt(np.mean(changes**2))) if len(changes) else np.nan
     steps = np.arange(1, len(months) + 1)
-    monthly = _normal_monthly(float(totals[-1]), sigma * np.sqrt(steps), months)
+    monthly = _student_monthly(float(totals[-1]), sigma * np.sqrt(steps), len(changes), months)
     return ModelForecast(monthly, None, None, "last complete month repeated", np.nan)
 
 
@@ -200,7 +205,9 @@ def naive_mean_3_months(
     recent = complete_month_totals(train).to_numpy()[-3:]
     sigma = float(np.std(recent, ddof=1)) if len(recent) > 1 else np.nan
     sd = sigma * np.sqrt(1 + 1 / len(recent))
-    monthly = _normal_monthly(float(recent.mean()), np.full(len(months), sd), months)
+    monthly = _student_monthly(
+        float(recent.mean()), np.full(len(months), sd), len(recent) - 1, months
+    )
     return ModelForecast(monthly, None, None, f"mean of the last {len(recent)} months", np.nan)
 
 

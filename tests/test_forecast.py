@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
-from scipy.stats import norm
 
 from hotmart_spark import forecast as fc
 from hotmart_spark.errors import UserError
@@ -99,8 +98,10 @@ def test_naive_last_month(four_months: fc.DailySeries) -> None:
     sigma = np.sqrt((62500 + 136900 + 310249) / 3)
     assert sigma == pytest.approx(412.169, abs=1e-3)
     half_width_80 = forecast.monthly["hi80"] - forecast.monthly["mean"]
-    expected = norm.ppf(0.9) * sigma * np.sqrt([1, 2, 3])
-    assert half_width_80.to_numpy() == pytest.approx(expected)
+    # sigma comes from three changes: Student's t with 3 degrees of freedom, 90% point 1.6377
+    # (the table value), not the normal's 1.2816.
+    expected = 1.6377 * sigma * np.sqrt([1, 2, 3])
+    assert half_width_80.to_numpy() == pytest.approx(expected, rel=1e-4)
 
 
 def test_naive_mean_3_months(four_months: fc.DailySeries) -> None:
@@ -110,7 +111,9 @@ def test_naive_mean_3_months(four_months: fc.DailySeries) -> None:
     # Sample sd of 560, 930, 373 (deviations -61, 309, -248): sqrt(162746 / 2); times sqrt(4/3).
     sd = np.sqrt((61**2 + 309**2 + 248**2) / 2) * np.sqrt(4 / 3)
     lo95 = forecast.monthly["lo95"].to_numpy()
-    assert lo95 == pytest.approx(621.0 + norm.ppf(0.025) * sd)
+    # s from three months: Student's t with 2 degrees of freedom, 2.5% point -4.3027 (the table
+    # value), not the normal's -1.96.
+    assert lo95 == pytest.approx(621.0 - 4.3027 * sd, rel=1e-4)
 
 
 def test_seasonal_naive_repeats_the_last_week(four_months: fc.DailySeries) -> None:
