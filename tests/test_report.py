@@ -132,6 +132,11 @@ def test_number_formats() -> None:
     assert story.signed_pct(0.132) == "+13%"
     assert story.signed_pct(-0.175, 1) == "-17.5%"
     assert story.amount(153234.72) == "153,235"
+    assert story.score(-0.0041) == "0.00"
+    assert story.score(-0.08) == "-0.08"
+    assert story.score(0.8712) == "0.87"
+    assert story.pct(-0.00004) == "0.0%"
+    assert story.signed_pct(-0.004) == "+0%"
     assert story.month_name("2016-02") == "February 2016"
 
 

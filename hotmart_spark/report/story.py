@@ -14,6 +14,17 @@ WEEKDAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturd
 NAIVE = ("naive_last_month", "naive_mean_3_months", "seasonal_naive_weekly")
 
 
+def _unsigned_zero(x: float, digits: int) -> float:
+    """x rounded to `digits`, with a negative zero made positive: a score of -0.001 reads
+    '0.00', not '-0.00'."""
+    return round(x, digits) + 0.0
+
+
+def score(x: float) -> str:
+    """A coefficient (R², Gini) to two decimals: -0.004 -> '0.00', -0.08 -> '-0.08'."""
+    return f"{_unsigned_zero(x, 2):.2f}"
+
+
 def count(n: float) -> str:
     """1590315 -> '1,590,315'."""
     return f"{n:,.0f}"
@@ -21,12 +32,12 @@ def count(n: float) -> str:
 
 def pct(x: float, digits: int = 1) -> str:
     """0.6387 -> '63.9%'."""
-    return f"{100 * x:.{digits}f}%"
+    return f"{_unsigned_zero(100 * x, digits):.{digits}f}%"
 
 
 def signed_pct(x: float, digits: int = 0) -> str:
     """0.13 -> '+13%'."""
-    return f"{100 * x:+.{digits}f}%"
+    return f"{_unsigned_zero(100 * x, digits):+.{digits}f}%"
 
 
 def amount(x: float) -> str:
@@ -54,7 +65,7 @@ def producers(p: dict[str, Any]) -> dict[str, Any]:
     details = [
         f"The top 1%, 10% and 20% of producers by value made {pct(top['0.01'])}, "
         f"{pct(top['0.1'])} and {pct(top['0.2'])} of it. The Gini coefficient of producer value "
-        f"is {p['gini']:.2f} (0: all equal, 1: one producer makes everything); the HHI is "
+        f"is {score(p['gini'])} (0: all equal, 1: one producer makes everything); the HHI is "
         f"{p['hhi']:.4f}, far from a monopoly because the value is spread over many producers.",
         f"If the single biggest producer left, {pct(risk['1'])} of the value would go with it; "
         f"the top 10 hold {pct(risk['10'])} and the top 50 {pct(risk['50'])}.",
@@ -143,14 +154,14 @@ def drivers(d: dict[str, Any]) -> dict[str, Any]:
         best = d["features"][0]["feature"]
         finding = (
             f"On held-out products the model explains {pct(model['holdout_r2'], 0)} of the "
-            f"variation in log units (category-niche median: {model['baseline_r2']:.2f}); the "
+            f"variation in log units (category-niche median: {score(model['baseline_r2'])}); the "
             f"feature it leans on most is {best}."
         )
     else:
         finding = (
             f"No product feature predicts sales here: on held-out products the model's R² is "
-            f"{model['holdout_r2']:.2f}, no better than the category-niche median "
-            f"({model['baseline_r2']:.2f})."
+            f"{score(model['holdout_r2'])}, no better than the category-niche median "
+            f"({score(model['baseline_r2'])})."
         )
     if effect["estimate"] is None:
         lever = f"The affiliate programme's effect could not be estimated ({effect['note']})."
