@@ -11,7 +11,7 @@ import datetime as dt
 
 import pytest
 from chispa import assert_df_equality
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from hotmart_spark import schema as s
@@ -146,6 +146,33 @@ def test_rank_breaks_ties_by_key_across_buckets(spark: SparkSession) -> None:
         ["key", "rank", "cum_value"],
     )
     assert_df_equality(ranked, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def unpartitioned_windows(df: DataFrame, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """The plan's Window nodes without a partition key. The simple plan prints a Window as
+    `Window [expressions], [partition keys], [order]` and leaves empty partition keys out."""
+    df.explain()
+    nodes = [line.split("Window ", 1)[1] for line in capsys.readouterr().out.splitlines()
+             if line.lstrip(" +-:").startswith("Window [")]  # fmt: skip
+
+    def top_level_lists(text: str) -> int:
+        depth = lists = 0
+        for char in text:
+            lists += char == "[" and depth == 0
+            depth += (char == "[") - (char == "]")
+        return lists
+
+    return [node for node in nodes if top_level_lists(node) < 3]
+
+
+def test_ranking_runs_no_window_over_all_rows(
+    spark: SparkSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = spark.createDataFrame([(10, 5.0), (11, 3.0), (12, 9.0)], ["key", "v"])
+    # The check itself: a running sum ordered over every row is such a window.
+    everything = Window.orderBy("key").rowsBetween(Window.unboundedPreceding, 0)
+    assert len(unpartitioned_windows(data.select(F.sum("v").over(everything)), capsys)) == 1
+    assert unpartitioned_windows(rank_desc(data, "v", "key", buckets=2), capsys) == []
 
 
 def test_pareto_curve(purchases: DataFrame) -> None:

@@ -39,21 +39,26 @@ def rank_desc(
             "_local_cum", F.sum(value).over(within.rowsBetween(Window.unboundedPreceding, 0))
         )
     )
-    totals = local.groupBy(*groups, "_bucket").agg(
-        F.count(F.lit(1)).alias("_n"), F.sum(value).alias("_v")
+    totals = (
+        local.groupBy(*groups, "_bucket")
+        .agg(F.count(F.lit(1)).alias("_n"), F.sum(value).alias("_v"))
+        .alias("totals")
     )
-    # `totals` has at most `buckets` rows per group; without groups, one constant partition
-    # says so to Spark, which otherwise warns of a window over the whole dataset.
-    above = (
-        Window.partitionBy(*(groups or [F.lit(0)]))
-        .orderBy(F.asc("_bucket"))
-        .rowsBetween(Window.unboundedPreceding, -1)
+    # Each bucket's offset sums the buckets above it in its group: a join of the small totals
+    # table (at most `buckets` rows per group) with itself. A running-sum window without
+    # groups would have no partition key (the optimizer drops a constant one), and Spark warns
+    # on every such window of moving all data to one partition.
+    above = F.broadcast(
+        totals.select(*groups, F.col("_bucket").alias("_above"), "_n", "_v").alias("above")
     )
-    offsets = totals.select(
-        *groups,
-        "_bucket",
-        F.coalesce(F.sum("_n").over(above), F.lit(0)).alias("_rank_offset"),
-        F.coalesce(F.sum("_v").over(above), F.lit(0.0)).alias("_value_offset"),
+    same_group = [F.col(f"totals.{g}").eqNullSafe(F.col(f"above.{g}")) for g in groups]
+    offsets = (
+        totals.join(above, [*same_group, F.col("above._above") < F.col("totals._bucket")], "left")
+        .groupBy(*[F.col(f"totals.{g}").alias(g) for g in groups], F.col("totals._bucket"))
+        .agg(
+            F.coalesce(F.sum("above._n"), F.lit(0)).alias("_rank_offset"),
+            F.coalesce(F.sum("above._v"), F.lit(0.0)).alias("_value_offset"),
+        )
     )
     return (
         local.join(F.broadcast(offsets), [*groups, "_bucket"])
