@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from hotmart_spark import schema as s
 from hotmart_spark.transforms import producers as q1
 from hotmart_spark.transforms import trends as q2
-from hotmart_spark.transforms.ranking import concentration, rank_desc
+from hotmart_spark.transforms.ranking import concentration, rank_desc, value_bucket
 from hotmart_spark.transforms.revenue import ValueScale, value_scale, with_value
 from tests.conftest import loaded, purchase
 
@@ -146,6 +146,17 @@ def test_rank_breaks_ties_by_key_across_buckets(spark: SparkSession) -> None:
         ["key", "rank", "cum_value"],
     )
     assert_df_equality(ranked, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_value_buckets_split_by_every_cut(spark: SparkSession) -> None:
+    # Cuts 1, 2, 3: bucket = how many cuts lie above the value, so the largest values are in
+    # bucket 0, a value on a cut goes with the values above it, and every cut splits.
+    values = spark.createDataFrame([(0.5,), (1.0,), (1.5,), (2.0,), (2.5,), (3.0,), (7.0,)], ["v"])
+    buckets = values.select("v", value_bucket(F.col("v"), [2.0, 1.0, 3.0, 2.0]).alias("b"))
+    assert sorted(tuple(r) for r in buckets.collect()) == [
+        (0.5, 3), (1.0, 2), (1.5, 2), (2.0, 1), (2.5, 1), (3.0, 0), (7.0, 0)
+    ]  # fmt: skip
+    assert values.select(value_bucket(F.col("v"), []).alias("b")).distinct().collect()[0][0] == 0
 
 
 def unpartitioned_windows(df: DataFrame, capsys: pytest.CaptureFixture[str]) -> list[str]:
