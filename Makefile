@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed
 DATA ?= data/generated
 OUT ?= out
 
-.PHONY: demo test test-cluster lint java tools venv clean
+.PHONY: demo test test-fast test-cluster lint java tools venv clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "error: Python 3.10+ is needed as $(PYTHON)" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Python 3.11+ is needed as $(PYTHON)" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -36,8 +36,14 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Everything: what CI runs.
 test: venv java tools lint
 	$(BIN)/pytest
+
+# The edit loop: all but the slow tiers (separate processes, the standalone cluster, the
+# database, the browser), in about two minutes.
+test-fast: venv java
+	$(BIN)/pytest -m "not (submit or cluster or database or browser)"
 
 # The standalone-cluster tests (a master and two workers on 127.0.0.1, one killed mid-run).
 test-cluster: venv java

@@ -60,15 +60,15 @@ if [ -n "${SPARK_MASTER:-}" ]; then
     spark_args=(--master "$SPARK_MASTER" "${spark_args[@]}")
 fi
 
-# Pure Python travels as a zip on --py-files, so executors on other machines can import it;
-# the jobs go along because the pipeline job imports the others.
+# The package (pure Python, its template and defaults) travels as a zip on --py-files, so
+# executors on other machines can import it; a job script imports nothing but the package.
 # The same Python prints the jars folder of the Spark it will run (for the class archive below).
 mkdir -p "$root/build"
 spark_jars=$("$PYSPARK_DRIVER_PYTHON" - "$root" "${SPARK_HOME:-}" <<'PY'
 import importlib.util, pathlib, sys, zipfile
 root = pathlib.Path(sys.argv[1])
 with zipfile.ZipFile(root / "build" / "hotmart_spark.zip", "w", zipfile.ZIP_DEFLATED) as bundle:
-    for path in sorted(p for d in ("hotmart_spark", "jobs") for p in (root / d).rglob("*") if p.suffix in (".py", ".j2")):
+    for path in sorted(p for p in (root / "hotmart_spark").rglob("*") if p.suffix in (".py", ".j2", ".toml")):
         bundle.write(path, path.relative_to(root))
 spec = importlib.util.find_spec("pyspark")
 home = sys.argv[2] or (str(pathlib.Path(spec.origin).parent) if spec and spec.origin else "")

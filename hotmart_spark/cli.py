@@ -1,4 +1,7 @@
-"""The command line every job shares: --config, --input, --output, --set; one-line errors."""
+"""The command line every job shares: --config, --input, --output, --set; one-line errors.
+
+Every job is `python -m hotmart_spark <job> [options]` (what an installed wheel needs) or
+`spark-submit jobs/<job>.py [options]` (Spark's own form); both end in run_job."""
 
 from __future__ import annotations
 
@@ -7,26 +10,41 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-
-from pyspark.sql import SparkSession
+from collections.abc import Sequence
 
 from hotmart_spark.config import Config, load_config
 from hotmart_spark.errors import UserError
 from hotmart_spark.session import build_session
+from hotmart_spark.threads import Pool
 
 log = logging.getLogger("hotmart_spark")
 
 EXIT_FAILURE = 1
 EXIT_USER_ERROR = 2
 DEBUG_ENV = "HOTMART_SPARK_DEBUG"
+# Each job's module (whose run(spark, config) it calls) and what it does.
+JOBS: dict[str, tuple[str, str]] = {
+    "generate": (
+        "hotmart_spark.stages.generate",
+        "write synthetic purchases shaped like the sample",
+    ),
+    "validate": ("hotmart_spark.stages.validate", "raw input to clean/ and quarantine/"),
+    "aggregates": ("hotmart_spark.stages.aggregates", "producer dependence and trends (Q1, Q2)"),
+    "segments": ("hotmart_spark.stages.segments", "buyer RFM segments, producer clusters (Q3)"),
+    "drivers": ("hotmart_spark.stages.drivers", "what makes a product sell (Q4)"),
+    "forecast": ("hotmart_spark.stages.forecast", "the next three months' revenue (Q5)"),
+    "report": ("hotmart_spark.stages.report", "the HTML report and its charts"),
+    "pipeline": ("hotmart_spark.pipeline", "validate to report in one Spark session"),
+    "load_mysql": ("hotmart_spark.stages.load_mysql", "load an export into a MySQL table"),
+}
 
 
 def job_config(argv: Sequence[str] | None, description: str) -> Config:
     """Parse a job's arguments into its config; --input/--output are paths.input/paths.output."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--config", help="TOML config file (default: conf/default.toml)")
+    parser.add_argument(
+        "--config", help="TOML file of the settings to change; the package's defaults fill the rest"
+    )
     parser.add_argument("--input", help="raw file or folder; for later stages an output root")
     parser.add_argument("--output", help="output root of the run")
     parser.add_argument(
@@ -56,30 +74,26 @@ def job_config(argv: Sequence[str] | None, description: str) -> Config:
     return load_config(args.config, overrides)
 
 
-def run_job(
-    name: str,
-    main: Callable[[SparkSession, Config], object],
-    argv: Sequence[str] | None = None,
-    preload: Sequence[str] = (),
-) -> int:
-    """Run a job's main with a session; user errors end in one line and exit code 2.
+def run_job(name: str, argv: Sequence[str] | None = None) -> int:
+    """Run a job with a session; user errors end in one line and exit code 2.
 
-    The `preload` modules are imported while the session starts: the JVM's start is mostly
-    waiting for the Python side, which would otherwise import them first (about 2.5 s of
+    The job's module is imported while the session starts: the JVM's start is mostly
+    waiting for the Python side, which would otherwise import it first (about 2.5 s of
     statsmodels, scikit-learn and matplotlib for the pipeline)."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # py4j logs its connection closing after the job's last line, which must be the error.
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    module, description = JOBS[name]
     try:
-        config = job_config(argv, description=f"hotmart-spark {name} job")
-        with ThreadPoolExecutor(1, "preload") as pool:
-            imported = pool.submit(lambda: [importlib.import_module(m) for m in preload])
+        config = job_config(argv, description=f"hotmart-spark {name}: {description}")
+        with Pool(1, "preload") as pool:
+            imported = pool.submit(importlib.import_module, module)
             spark = build_session(f"hotmart-spark-{name}")
-            imported.result()
+            job = imported.result()
         try:
-            main(spark, config)
+            job.run(spark, config)
         finally:
             spark.stop()
     except UserError as exc:
@@ -96,3 +110,20 @@ def run_job(
         )
         return EXIT_FAILURE
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m hotmart_spark <job> [options]`."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in JOBS:
+        jobs = "\n".join(f"  {name:<11} {what}" for name, (_, what) in JOBS.items())
+        given = f"unknown job '{args[0]}'; " if args and not args[0].startswith("-") else ""
+        print(
+            f"usage: python -m hotmart_spark <job> [--help | options]\n{given}jobs:\n{jobs}",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    # Local executors then run the interpreter of the installation the job came from
+    # (spark-submit.sh sets its own).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return run_job(args[0], args[1:])

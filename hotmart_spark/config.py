@@ -1,4 +1,5 @@
-"""Typed, frozen configuration loaded from conf/*.toml plus `section.key=value` overrides."""
+"""Typed, frozen configuration: the package's defaults.toml, then the user's TOML file (only
+the keys it sets), then `section.key=value` overrides."""
 
 from __future__ import annotations
 
@@ -6,21 +7,18 @@ import codecs
 import dataclasses
 import datetime as dt
 import re
-import sys
+import tomllib
 import typing
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from hotmart_spark.errors import UserError
+from hotmart_spark.quality import RULE_NAMES
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised only on Python 3.10
-    import tomli as tomllib
-
-# Relative to the working directory: jobs run from the project folder (or pass --config).
-DEFAULT_CONFIG = Path("conf") / "default.toml"
+# Every key with its default, inside the package: an installed wheel needs no checkout.
+DEFAULTS = resources.files("hotmart_spark").joinpath("defaults.toml")
 
 RULE_ACTIONS = ("quarantine", "warn")
 INPUT_FORMATS = ("auto", "csv", "parquet")
@@ -170,19 +168,34 @@ class Config:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Read a TOML config, apply `section.key=value` overrides, check every value."""
-    path = Path(path) if path else DEFAULT_CONFIG
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"config file {path} is not valid TOML: {exc}") from None
+    """The defaults, the keys the TOML file at path sets, then `section.key=value`
+    overrides; every value checked."""
+    raw = tomllib.loads(DEFAULTS.read_text(encoding="utf-8"))
+    if path:
+        _merge(raw, _read_toml(Path(path)))
     for override in overrides or []:
         _apply_override(raw, override)
     config = _build(Config, raw, prefix="")
     _check(config)
     return config
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> None:
+    """Set in base every key that changes sets, section by section."""
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
 
 
 def _apply_override(raw: dict[str, Any], override: str) -> None:
@@ -288,8 +301,6 @@ def _check(config: Config) -> None:
         fail("value.std", "must be >= 0 (0 means relative value units)")
     if not 0 <= config.value.platform_fee_rate <= 1:
         fail("value.platform_fee_rate", "must be between 0 and 1")
-    from hotmart_spark.quality import RULE_NAMES
-
     unset = [rule for rule in RULE_NAMES if rule not in config.quality.actions]
     if unset:
         fail(f"quality.actions.{unset[0]}", "is missing; set it to 'quarantine' or 'warn'")

@@ -20,9 +20,9 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType
 
-from hotmart_spark import io
 from hotmart_spark import schema as s
 from hotmart_spark.config import GeneratorConfig, separator_char
+from hotmart_spark.filesystem import is_local, local_path
 
 # The real 2016 sample, which the default size reproduces.
 REAL_ROWS = 1_599_828
@@ -178,9 +178,9 @@ CALIBRATION_FILE = "_calibration.json"
 
 def is_generated(path: str) -> bool:
     """Whether the input at path (a file or a folder) was written by this generator."""
-    if not io.is_local(path):
+    if not is_local(path):
         return False
-    local = io.local_path(path)
+    local = local_path(path)
     folder = local if local.is_dir() else local.parent
     return (folder / CALIBRATION_FILE).is_file()
 

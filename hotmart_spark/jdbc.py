@@ -20,7 +20,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 
-from hotmart_spark import io, quality
+from hotmart_spark import inputs, quality
 from hotmart_spark import schema as s
 from hotmart_spark.config import InputConfig, JdbcConfig
 from hotmart_spark.errors import UserError
@@ -166,7 +166,7 @@ def _failure(exc: Exception, source: JdbcSource, options: dict[str, str]) -> Use
 def read_purchases(
     spark: SparkSession, source: JdbcSource, settings: JdbcConfig, months: InputConfig
 ) -> DataFrame:
-    """The table's purchases typed as the file loader types them (io.typed), read in
+    """The table's purchases typed as the file loader types them (inputs.typed), read in
     `jdbc.num_partitions` ranges of purchase_id; a month range is filtered in the database."""
     options = _options(source, settings)
 
@@ -176,7 +176,7 @@ def read_purchases(
 
     try:
         columns = reader().option("query", f"SELECT * FROM `{source.table}` WHERE 1 = 0").load()
-        io.check_columns(source.name, columns.columns)
+        inputs.check_columns(source.name, columns.columns)
         start, end = quality.month_bounds(months.from_month, months.to_month)
         conditions = []
         if start is not None:
@@ -208,8 +208,8 @@ def read_purchases(
         raw = table.load()
     except (Py4JJavaError, PySparkException) as exc:
         raise _failure(exc, source, options) from None
-    raw = raw.withColumn(io.CORRUPT, F.lit(None).cast("string"))
-    return io.typed(raw, ",", F.lit(source.describe()["path"]))
+    raw = raw.withColumn(inputs.CORRUPT, F.lit(None).cast("string"))
+    return inputs.typed(raw, ",", F.lit(source.describe()["path"]))
 
 
 def write_table(df: DataFrame, source: JdbcSource, settings: JdbcConfig) -> None:

@@ -1,109 +1,11 @@
-"""Validate raw purchases: clean rows to clean/ (by month), broken rows to quarantine/ with reasons."""
+"""Validate raw purchases: clean rows to clean/ (by month), broken rows to quarantine/ with reasons.
 
-from __future__ import annotations
+./spark-submit.sh jobs/validate.py [--config FILE] [--input PATH] [--output DIR] [--set K=V ...]
+"""
 
-import logging
 import sys
-import time
-from typing import Any
 
-from pyspark.sql import SparkSession
-
-from hotmart_spark import generate, io, jdbc, quality
-from hotmart_spark import schema as s
 from hotmart_spark.cli import run_job
-from hotmart_spark.config import Config
-from hotmart_spark.errors import UserError
-
-log = logging.getLogger("hotmart_spark.validate")
-
-
-def main(spark: SparkSession, config: Config) -> dict[str, Any]:
-    started = time.time()
-    timings: dict[str, float] = {}
-    source = config.paths.input
-    out = config.paths.output.rstrip("/")
-    months = (config.input.from_month, config.input.to_month)
-    # A month range replaces just its months (and the undated rows) of the tables.
-    only_partitions = any(months)
-    if jdbc.is_jdbc(source):
-        resolved = jdbc.parse_source(source)
-        purchases = jdbc.read_purchases(spark, resolved, config.jdbc, config.input)
-    else:
-        resolved = io.resolve_input(source, config.input.format, config.input.separator)
-        purchases = quality.within_months(
-            io.read_purchases(spark, resolved, config.input.encoding), *months
-        )
-    flagged = quality.flag(
-        purchases,
-        config.period.start,
-        config.period.end,
-        config.quality.placeholder_burst_min_rows,
-        config.quality.actions,
-    )
-    with io.persisted(flagged) as flagged:
-        counts = quality.quality_counts(flagged)
-        timings["read_and_check_s"] = round(time.time() - started, 2)
-        if counts["rows_in"] == 0:
-            raise UserError(f"input has no rows: {source}")
-        step = time.time()
-        for table, rows in (
-            ("clean", quality.clean_rows(flagged)),
-            ("quarantine", quality.quarantined_rows(flagged)),
-        ):
-            io.write_table(rows, f"{out}/{table}", s.PURCHASE_MONTH, only_partitions)
-        timings["write_s"] = round(time.time() - step, 2)
-    # The run's months (and the undated rows) of the tables as written, other months aside.
-    written_clean, written_quarantine = (
-        quality.within_months(spark.read.parquet(f"{out}/{table}"), *months).count()
-        for table in ("clean", "quarantine")
-    )
-    if written_clean + written_quarantine != counts["rows_in"]:
-        raise RuntimeError(
-            f"rows in ({counts['rows_in']}) != clean ({written_clean}) + "
-            f"quarantined ({written_quarantine}) as written"
-        )
-    timings["total_s"] = round(time.time() - started, 2)
-    record = {
-        "input": resolved.describe(),
-        "months": {"from": months[0] or None, "to": months[1] or None},
-        "value_unit": config.value.unit,
-        **counts,
-        "period_start": config.period.start.isoformat(),
-        "period_end": config.period.end.isoformat(),
-        "parameters": config.to_dict(),
-        "timings": timings,
-    }
-    manifest = io.update_manifest(out, "validate", record)
-    io.update_insights(
-        out,
-        "run",
-        {
-            "rows_in": counts["rows_in"],
-            "rows_clean": counts["rows_clean"],
-            "rows_quarantined": counts["rows_quarantined"],
-            "quarantine_by_rule": counts["quarantine_by_rule"],
-            "warnings_by_rule": counts["warnings_by_rule"],
-            "value_unit": config.value.unit,
-            "z_min": counts["z_min"],
-            "period_start": config.period.start.isoformat(),
-            "period_end": config.period.end.isoformat(),
-            "synthetic": generate.is_generated(source),
-        },
-    )
-    log.info(
-        "rows in %d = clean %d + quarantined %d; z_min %s",
-        counts["rows_in"],
-        counts["rows_clean"],
-        counts["rows_quarantined"],
-        counts["z_min"],
-    )
-    for kind in ("quarantine_by_rule", "warnings_by_rule"):
-        for rule, n in counts[kind].items():
-            log.info("%s %-36s %d", kind.split("_")[0], rule, n)
-    log.info("manifest: %s", manifest)
-    return record
-
 
 if __name__ == "__main__":
-    sys.exit(run_job("validate", main))
+    sys.exit(run_job("validate"))

@@ -61,13 +61,21 @@ class SmallRun:
 @pytest.fixture(scope="session")
 def small_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> SmallRun:
     """Every job in order on 5,000 generated rows (1% defects), once for the whole suite."""
-    from jobs import aggregates, drivers, forecast, generate, report, segments, validate
+    from hotmart_spark.stages import (
+        aggregates,
+        drivers,
+        forecast,
+        generate,
+        report,
+        segments,
+        validate,
+    )
 
     root = tmp_path_factory.mktemp("small_run")
     raw, out = root / "raw", root / "out"
     stage = [f"paths.input={out}", f"paths.output={out}"]
     results: dict[str, Any] = {}
-    results["generate"] = generate.main(
+    results["generate"] = generate.run(
         spark,
         load_config(
             overrides=[
@@ -78,11 +86,11 @@ def small_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
             ]
         ),
     )
-    results["validate"] = validate.main(
+    results["validate"] = validate.run(
         spark, load_config(overrides=[f"paths.input={raw}", f"paths.output={out}"])
     )
-    results["aggregates"] = aggregates.main(spark, load_config(overrides=stage))
-    results["segments"] = segments.main(spark, load_config(overrides=stage))
+    results["aggregates"] = aggregates.run(spark, load_config(overrides=stage))
+    results["segments"] = segments.run(spark, load_config(overrides=stage))
     # 5,000 rows have few products with 10 sales; 3 first sales leave enough to model.
     small_catalogue = [
         *stage,
@@ -90,9 +98,9 @@ def small_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
         "drivers.min_products=20",
         "drivers.trees=10",
     ]
-    results["drivers"] = drivers.main(spark, load_config(overrides=small_catalogue))
-    results["forecast"] = forecast.main(spark, load_config(overrides=stage))
-    results["report"] = report.main(spark, load_config(overrides=stage))
+    results["drivers"] = drivers.run(spark, load_config(overrides=small_catalogue))
+    results["forecast"] = forecast.run(spark, load_config(overrides=stage))
+    results["report"] = report.run(spark, load_config(overrides=stage))
     return SmallRun(raw, out, results)
 
 

@@ -18,9 +18,10 @@ import pyspark
 import pytest
 from pyspark.sql import SparkSession
 
-from hotmart_spark import io
+from hotmart_spark import pipeline
 from hotmart_spark.config import load_config
-from jobs import generate, pipeline
+from hotmart_spark.stages import generate
+from hotmart_spark.tables import SUCCESS_MARKER
 from tests.test_pipeline import assert_same_table, tables
 
 pytestmark = pytest.mark.cluster
@@ -147,14 +148,14 @@ def local_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
     """About 200,000 generated rows and the pipeline's output on local[2]."""
     root = tmp_path_factory.mktemp("cluster_data")
     raw, out = root / "raw", root / "local"
-    generate.main(
+    generate.run(
         spark,
         load_config(
             overrides=[f"paths.output={raw}", f"generator.rows={ROWS}", "generator.files=4"]
         ),
     )
     paths = [f"paths.input={raw}", f"paths.output={out}"]
-    pipeline.main(spark, load_config(overrides=[*paths, *LIGHT]))
+    pipeline.run(spark, load_config(overrides=[*paths, *LIGHT]))
     return raw, out
 
 
@@ -227,7 +228,7 @@ def test_the_pipeline_survives_a_worker_killed_mid_stage(
     # Once the clean table is complete, validation is still writing the rest or the aggregates
     # stage runs: kill a worker with its executor then.
     deadline = time.time() + 600
-    while not (out / "clean" / io.SUCCESS_MARKER).exists():
+    while not (out / "clean" / SUCCESS_MARKER).exists():
         assert running.poll() is None, log_tail(out)
         assert time.time() < deadline, "validation did not finish in 10 minutes"
         time.sleep(0.5)

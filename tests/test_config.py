@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from hotmart_spark import config as config_module
 from hotmart_spark.cli import EXIT_USER_ERROR, run_job
-from hotmart_spark.config import DEFAULT_CONFIG, load_config
+from hotmart_spark.config import DEFAULTS, load_config
 from hotmart_spark.errors import UserError
 
 
@@ -82,12 +83,32 @@ def test_bad_values_name_the_key(override: str, message: str) -> None:
     assert "\n" not in str(excinfo.value)
 
 
-def test_missing_key_is_named(tmp_path: Path) -> None:
-    text = DEFAULT_CONFIG.read_text(encoding="utf-8").replace('encoding = "UTF-8"\n', "", 1)
+def test_a_config_file_sets_only_the_keys_it_changes(tmp_path: Path) -> None:
+    mine = tmp_path / "mine.toml"
+    mine.write_text(
+        '[period]\nend = 2016-03-31\n\n[quality.actions]\ndirect_sale_with_commission = "warn"\n',
+        encoding="utf-8",
+    )
+    config = load_config(mine)
+    assert config.period.end == dt.date(2016, 3, 31)
+    assert config.period.start == dt.date(2016, 1, 1)
+    assert config.quality.actions["direct_sale_with_commission"] == "warn"
+    # The section's other keys keep their defaults.
+    assert config.quality.actions["affiliate_sale_without_commission"] == "warn"
+    assert config.quality.actions["malformed"] == "quarantine"
+    assert config.generator.rows == 1_599_828
+    assert load_config(mine, ["period.end=2016-04-30"]).period.end == dt.date(2016, 4, 30)
+
+
+def test_a_key_missing_from_the_defaults_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = DEFAULTS.read_text(encoding="utf-8").replace('encoding = "UTF-8"\n', "", 1)
     partial = tmp_path / "partial.toml"
     partial.write_text(text, encoding="utf-8")
+    monkeypatch.setattr(config_module, "DEFAULTS", partial)
     with pytest.raises(UserError, match=r"config key 'input\.encoding' is missing"):
-        load_config(partial)
+        load_config()
 
 
 def test_missing_and_invalid_config_files(tmp_path: Path) -> None:
@@ -100,10 +121,7 @@ def test_missing_and_invalid_config_files(tmp_path: Path) -> None:
 
 
 def test_job_with_bad_config_ends_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    def never_called(spark, config):  # pragma: no cover - the config fails first
-        raise AssertionError("main must not run")
-
-    code = run_job("validate", never_called, argv=["--set", "period.end=someday"])
+    code = run_job("validate", argv=["--set", "period.end=someday"])
     assert code == EXIT_USER_ERROR
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: config key 'period.end' must be date, got 'someday'"]

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from hotmart_spark import drivers
 from hotmart_spark import schema as s
+from hotmart_spark.analysis import drivers
 from hotmart_spark.config import Config
 from hotmart_spark.transforms.products import device_share_column, group_medians, product_table
 from hotmart_spark.transforms.revenue import ValueScale, with_value

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
-from hotmart_spark import forecast as fc
+from hotmart_spark.analysis import forecast as fc
 from hotmart_spark.errors import UserError
 
 

@@ -8,7 +8,7 @@ from chispa import assert_approx_df_equality, assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from hotmart_spark import generate, io, quality
+from hotmart_spark import generate, inputs, quality
 from hotmart_spark import schema as s
 from hotmart_spark.config import Config, load_config
 
@@ -193,7 +193,7 @@ def test_csv_export_reads_back_as_generated(
     assert blank == "," * header.count(",")
     assert '"0,0"' in first_file or '"1,0"' in first_file
 
-    back = io.read_purchases(spark, io.resolve_input(out), encoding="ISO-8859-1").where(
+    back = inputs.read_purchases(spark, inputs.resolve_input(out), encoding="ISO-8859-1").where(
         "purchase_id is not null"
     )
     assert back.where(F.col(s.RAW_LINE).isNotNull()).count() == 0
@@ -213,7 +213,7 @@ def test_malformed_lines_in_csv_are_quarantined(
     injected = defective.where("defect = 'malformed'").count()
     out = str(tmp_path / "export")
     generate.write_export(defective, out, gen)
-    back = io.read_purchases(spark, io.resolve_input(out))
+    back = inputs.read_purchases(spark, inputs.resolve_input(out))
     assert back.count() == defective.count()
     assert back.where(F.col(s.RAW_LINE).isNotNull()).count() == injected
 
@@ -224,10 +224,10 @@ def test_parquet_export_reads_back_as_generated(
     gen = load_config(overrides=["generator.format=parquet", "generator.files=2"]).generator
     out = str(tmp_path / "export")
     generate.write_export(generate.with_defects(small, 0.0, 7, END), out, gen)
-    source = io.resolve_input(out)
+    source = inputs.resolve_input(out)
     assert source.format == "parquet"
     assert spark.read.parquet(out).columns[-1] == s.VENDA
-    back = io.read_purchases(spark, source)
+    back = inputs.read_purchases(spark, source)
     assert back.where(F.col(s.RAW_LINE).isNotNull()).count() == 0
     assert_df_equality(
         back.drop(s.SOURCE_FILE, s.RAW_LINE), small, ignore_row_order=True, ignore_nullable=True

@@ -17,11 +17,11 @@ from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from hotmart_spark import io, jdbc
+from hotmart_spark import inputs, jdbc
 from hotmart_spark import schema as s
 from hotmart_spark.config import load_config
 from hotmart_spark.errors import UserError
-from jobs import load_mysql, validate
+from hotmart_spark.stages import load_mysql, validate
 from tests.conftest import SmallRun
 
 PASSWORD = "Pw-never-logged-7c1e"
@@ -105,14 +105,15 @@ def loaded_table(spark: SparkSession, server: Server, small_run: SmallRun) -> di
         config = load_config(
             overrides=[f"paths.input={small_run.raw}", f"paths.output={server.url()}"]
         )
-        return load_mysql.main(spark, config)
+        return load_mysql.run(spark, config)
 
 
 def run_validate(spark: SparkSession, source: str, out: Path, *overrides: str) -> dict:
     config = load_config(overrides=[f"paths.input={source}", f"paths.output={out}", *overrides])
-    return validate.main(spark, config)
+    return validate.run(spark, config)
 
 
+@pytest.mark.database
 def test_the_table_reads_back_as_the_csv_did(
     spark: SparkSession,
     server: Server,
@@ -151,6 +152,7 @@ def test_the_table_reads_back_as_the_csv_did(
         assert PASSWORD not in text
 
 
+@pytest.mark.database
 def test_reads_run_in_ranges_of_purchase_id(
     spark: SparkSession, server: Server, loaded_table: dict, credentials: None
 ) -> None:
@@ -163,6 +165,7 @@ def test_reads_run_in_ranges_of_purchase_id(
     assert purchases.columns == [f.name for f in s.LOADED_SCHEMA.fields]
 
 
+@pytest.mark.database
 def test_a_month_range_reads_only_those_months(
     spark: SparkSession,
     server: Server,
@@ -175,9 +178,9 @@ def test_a_month_range_reads_only_those_months(
     record = run_validate(
         spark, server.url(), out, "input.from_month=2016-02", "input.to_month=2016-03"
     )
-    files = io.resolve_input(str(small_run.raw))
+    files = inputs.resolve_input(str(small_run.raw))
     in_range = (
-        io.read_purchases(spark, files)
+        inputs.read_purchases(spark, files)
         .where(F.col(s.RAW_LINE).isNull())
         .where(F.date_format(s.PURCHASE_DATE, "yyyy-MM").isin("2016-02", "2016-03"))
         .count()
@@ -187,6 +190,7 @@ def test_a_month_range_reads_only_those_months(
     assert months == ["purchase_month=2016-02", "purchase_month=2016-03"]
 
 
+@pytest.mark.database
 def test_failures_end_in_one_line_without_the_password(
     spark: SparkSession,
     server: Server,
@@ -252,6 +256,7 @@ def test_source_names_and_credentials(tmp_path: Path, monkeypatch: pytest.Monkey
     assert jdbc.credentials(str(secrets)) == ("env-user", "env-pw")
 
 
+@pytest.mark.submit
 def test_spark_submit_says_what_to_install_without_the_driver() -> None:
     script = Path(__file__).resolve().parents[1] / "spark-submit.sh"
     finished = subprocess.run(

@@ -8,14 +8,18 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from hotmart_spark import drivers
+from hotmart_spark import cli
+from hotmart_spark.analysis import drivers
 from hotmart_spark.config import load_config
 from hotmart_spark.errors import UserError
-from jobs import aggregates as aggregates_job
-from jobs import forecast as forecast_job
-from jobs import validate as validate_job
+from hotmart_spark.stages import aggregates as aggregates_job
+from hotmart_spark.stages import forecast as forecast_job
+from hotmart_spark.stages import validate as validate_job
 from tests.conftest import HEADER, SmallRun
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def read(spark: SparkSession, out: Path, mart: str) -> DataFrame:
@@ -57,19 +61,27 @@ def test_aggregates(spark: SparkSession, small_run: SmallRun) -> None:
         small_run.results["validate"],
         small_run.results["aggregates"],
     )
-    for mart in (
-        "producers",
-        "pareto",
-        "producer_concentration_monthly",
-        "channels",
-        "affiliates",
-        "affiliate_concentration",
-        "daily_revenue",
-        "monthly_revenue",
-        "weekday_hour",
-        "breakdowns",
-    ):
-        assert spark.read.parquet(str(out / "marts" / mart)).count() > 0, mart
+    clean_units = record["rows_clean"]
+    units = {
+        mart: read(spark, out, mart).agg(F.sum("units")).first()[0]
+        for mart in ("producers", "daily_revenue", "monthly_revenue", "weekday_hour", "channels")
+    }
+    # Every purchase lands in exactly one row of each of these marts.
+    assert units == dict.fromkeys(units, clean_units)
+    breakdowns = read(spark, out, "breakdowns").groupBy("dimension").agg(F.sum("units"))
+    assert dict(breakdowns.collect()) == dict.fromkeys(
+        ["category", "device", "niche", "origin", "product_age", "social_network"], clean_units
+    )
+    assert read(spark, out, "daily_revenue").count() == 182
+    assert read(spark, out, "producer_concentration_monthly").count() == 6
+    channels = {r["channel"]: r for r in read(spark, out, "channels").collect()}
+    affiliates = read(spark, out, "affiliates")
+    assert affiliates.agg(F.sum("units")).first()[0] == channels["affiliate"]["units"]
+    assert read(spark, out, "affiliate_concentration").first()["n"] == affiliates.count()
+    pareto = read(spark, out, "pareto").orderBy("producer_share").collect()
+    shares = [r["revenue_share"] for r in pareto]
+    assert shares == sorted(shares)
+    assert (pareto[-1]["producer_share"], shares[-1]) == (pytest.approx(1.0), pytest.approx(1.0))
     insights = json.loads((out / "report" / "insights.json").read_text())
     producers = insights["producers"]
     assert set(producers) >= {"n_producers", "n_top", "top_revenue_share", "gini", "hhi"}
@@ -138,8 +150,16 @@ def test_drivers(spark: SparkSession, small_run: SmallRun) -> None:
     assert [e["method"] for e in found["effects"]] == list(drivers.ESTIMATORS)
     stored = json.loads((out / "report" / "insights.json").read_text())["drivers"]
     assert stored["effect"] == found["effects"][0]
-    for mart in ("product_drivers", "product_model", "product_effects", "product_feature_groups"):
-        assert spark.read.parquet(str(out / "marts" / mart)).count() > 0, mart
+    drivers_mart = read(spark, out, "product_drivers")
+    assert sorted(r["feature"] for r in drivers_mart.collect()) == sorted(drivers.FEATURES)
+    assert read(spark, out, "product_model").collect()[0]["name"] == model["name"]
+    effects = read(spark, out, "product_effects").collect()
+    assert sorted(r["method"] for r in effects) == sorted(drivers.ESTIMATORS)
+    groups = read(spark, out, "product_feature_groups").groupBy("feature").agg(F.sum("products"))
+    # Each feature's levels split the whole catalogue.
+    assert dict(groups.collect()) == dict.fromkeys(
+        ["category", "niche", drivers.TREATMENT], product_mart.count()
+    )
 
 
 def test_forecast(spark: SparkSession, small_run: SmallRun) -> None:
@@ -168,8 +188,17 @@ def test_forecast(spark: SparkSession, small_run: SmallRun) -> None:
     daily = spark.read.parquet(str(out / "marts" / "forecast_daily"))
     assert daily.where("actual IS NOT NULL").count() == 182
     assert daily.where("forecast IS NOT NULL").count() == 31 + 31 + 30
-    for mart in ("forecast_backtest", "forecast_backtest_errors", "forecast_models"):
-        assert spark.read.parquet(str(out / "marts" / mart)).count() > 0, mart
+    backtest = read(spark, out, "forecast_backtest")
+    assert sorted(r["model"] for r in backtest.where("horizon = 'all'").collect()) == sorted(
+        r["model"] for r in insights["backtest"]
+    )
+    chosen = backtest.where("chosen").select("model", "horizon").collect()
+    assert sorted(chosen) == [(forecast["model"], h) for h in ("1", "2", "3", "all")]
+    errors = read(spark, out, "forecast_backtest_errors")
+    origins = sorted(r["origin"] for r in errors.select("origin").distinct().collect())
+    assert origins == insights["backtest_origins"]
+    models = read(spark, out, "forecast_models").where("chosen").collect()
+    assert [r["model"] for r in models] == [forecast["model"]]
     quarantined_days = spark.read.parquet(str(out / "marts" / "forecast_quarantined_days"))
     assert (
         quarantined_days.agg({"rows_quarantined": "sum"}).first()[0] == record["rows_quarantined"]
@@ -179,7 +208,7 @@ def test_forecast(spark: SparkSession, small_run: SmallRun) -> None:
 def test_aggregates_without_a_clean_table(spark: SparkSession, tmp_path: Path) -> None:
     config = load_config(overrides=[f"paths.input={tmp_path}", f"paths.output={tmp_path}"])
     with pytest.raises(UserError, match="no clean table under"):
-        aggregates_job.main(spark, config)
+        aggregates_job.run(spark, config)
 
 
 def test_header_only_input_has_no_rows(spark: SparkSession, tmp_path: Path) -> None:
@@ -187,13 +216,15 @@ def test_header_only_input_has_no_rows(spark: SparkSession, tmp_path: Path) -> N
     source.write_text(HEADER + "\n", encoding="utf-8")
     config = load_config(overrides=[f"paths.input={source}", f"paths.output={tmp_path / 'out'}"])
     with pytest.raises(UserError, match="input has no rows"):
-        validate_job.main(spark, config)
+        validate_job.run(spark, config)
 
 
 def test_forecast_without_the_daily_mart(spark: SparkSession, tmp_path: Path) -> None:
     config = load_config(overrides=[f"paths.input={tmp_path}", f"paths.output={tmp_path}"])
-    with pytest.raises(UserError, match=r"no marts/daily_revenue under .*run jobs/aggregates\.py"):
-        forecast_job.main(spark, config)
+    with pytest.raises(
+        UserError, match=r"no marts/daily_revenue table under .*run the aggregates job first"
+    ):
+        forecast_job.run(spark, config)
 
 
 def test_numerical_libraries_run_on_one_thread_in_every_thread() -> None:
@@ -215,3 +246,60 @@ def test_numerical_libraries_run_on_one_thread_in_every_thread() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout
     assert printed.strip() == "[('blas', 1), ('openmp', 1)]"
+
+
+def test_the_module_names_its_jobs_when_none_is_given(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == cli.EXIT_USER_ERROR
+    assert cli.main(["nope", "--input", "x"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "unknown job 'nope'" in err
+    assert all(f"  {name} " in err for name in cli.JOBS)
+
+
+@pytest.mark.submit
+def test_an_installed_wheel_alone_runs_the_jobs(tmp_path: Path) -> None:
+    """Built and installed apart from the checkout, run from a folder outside it."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("hotmart_spark-*.whl")
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "-t", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    env.pop("PYSPARK_PYTHON", None)
+
+    def job(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hotmart_spark", *args],
+            cwd=elsewhere,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    imported = subprocess.run(
+        [sys.executable, "-c", "import hotmart_spark.cli as m; print(m.__file__)"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert imported.stdout.strip().startswith(str(site))
+    generated = job("generate", "--output", "raw", "--set", "generator.rows=3000")
+    assert generated.returncode == 0, generated.stderr[-2000:]
+    small_catalogue = ["drivers.early_sales=3", "drivers.min_products=20", "drivers.trees=10"]
+    overrides = [arg for key in small_catalogue for arg in ("--set", key)]
+    ran = job("pipeline", "--input", "raw", "--output", "out", *overrides)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    manifest = json.loads((elsewhere / "out" / "manifest.json").read_text())
+    assert manifest["stages"]["pipeline"]["status"] == "succeeded"
+    assert (elsewhere / "out" / "report" / "report.html").is_file()

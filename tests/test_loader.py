@@ -9,7 +9,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
-from hotmart_spark import io
+from hotmart_spark import inputs, tables
 from hotmart_spark import schema as s
 from hotmart_spark.errors import UserError
 from tests.conftest import HEADER
@@ -41,7 +41,7 @@ def expected(spark: SparkSession, source: str):
 
 def test_reads_the_real_export_style(spark: SparkSession, tmp_path: Path) -> None:
     path = write(tmp_path / "sales.csv", f"{HEADER}\n{GOOD_LINE}\n{AFFILIATE_LINE}\n")
-    df = io.read_purchases(spark, io.resolve_input(path))
+    df = inputs.read_purchases(spark, inputs.resolve_input(path))
     assert [(f.name, f.dataType) for f in df.schema] == [
         (f.name, f.dataType) for f in s.LOADED_SCHEMA
     ]
@@ -56,7 +56,7 @@ def test_pandas_index_blank_first_row_and_no_venda(spark: SparkSession, tmp_path
     lines = [GOOD_LINE.removesuffix(",1"), AFFILIATE_LINE.removesuffix(",1")]
     text = f"{header}\n{blank}\n0,{lines[0]}\n1,{lines[1]}\n"
     path = write(tmp_path / "pandas.csv", text)
-    df = io.read_purchases(spark, io.resolve_input(path))
+    df = inputs.read_purchases(spark, inputs.resolve_input(path))
     # The blank row is kept (validation quarantines it); the two purchases read as usual.
     assert df.count() == 3
     purchases = df.where("purchase_id is not null")
@@ -71,7 +71,7 @@ def test_pandas_index_blank_first_row_and_no_venda(spark: SparkSession, tmp_path
 def test_encodings(spark: SparkSession, tmp_path: Path, encoding: str) -> None:
     line = GOOD_LINE.replace("Physics", "Negociação")
     path = write(tmp_path / "latin.csv", f"{HEADER}\n{line}\n", encoding=encoding)
-    row = io.read_purchases(spark, io.resolve_input(path), encoding=encoding).first()
+    row = inputs.read_purchases(spark, inputs.resolve_input(path), encoding=encoding).first()
     assert row[s.PRODUCT_NICHE] == "Negociação"
 
 
@@ -79,22 +79,22 @@ def test_tsv_separator_is_sniffed_from_the_name(spark: SparkSession, tmp_path: P
     tsv_header = HEADER.replace(",", "\t")
     tsv_line = GOOD_LINE.replace('"1,0"', "1,0").replace(",", "\t").replace("1\t0", "1,0")
     path = write(tmp_path / "sales.tsv", f"{tsv_header}\n{tsv_line}\n")
-    row = io.read_purchases(spark, io.resolve_input(path)).first()
+    row = inputs.read_purchases(spark, inputs.resolve_input(path)).first()
     assert (row[s.PURCHASE_ID], row[s.IS_SOCIAL], row[s.PURCHASE_ORIGIN]) == (1, 1, "Origin 00ab")
 
 
 def test_a_tab_written_as_backslash_t_is_a_tab(tmp_path: Path) -> None:
     path = write(tmp_path / "sales.txt", f"{HEADER}\n")
-    assert io.resolve_input(path, separator="\\t").separator == "\t"
+    assert inputs.resolve_input(path, separator="\\t").separator == "\t"
 
 
 def test_parquet_and_folders(spark: SparkSession, tmp_path: Path) -> None:
     csv = write(tmp_path / "sales.csv", f"{HEADER}\n{GOOD_LINE}\n{AFFILIATE_LINE}\n")
     folder = str(tmp_path / "parquet")
-    io.read_purchases(spark, io.resolve_input(csv)).drop(s.SOURCE_FILE, s.RAW_LINE).write.parquet(
-        folder
-    )
-    df = io.read_purchases(spark, io.resolve_input(folder))
+    inputs.read_purchases(spark, inputs.resolve_input(csv)).drop(
+        s.SOURCE_FILE, s.RAW_LINE
+    ).write.parquet(folder)
+    df = inputs.read_purchases(spark, inputs.resolve_input(folder))
     assert_df_equality(
         df.drop(s.SOURCE_FILE),
         expected(spark, "").drop(s.SOURCE_FILE),
@@ -114,7 +114,7 @@ def test_malformed_lines_keep_their_text(spark: SparkSession, tmp_path: Path) ->
     path = write(tmp_path / "bad.csv", text)
     rows = {
         r[s.PURCHASE_ID]: r[s.RAW_LINE]
-        for r in io.read_purchases(spark, io.resolve_input(path)).collect()
+        for r in inputs.read_purchases(spark, inputs.resolve_input(path)).collect()
     }
     assert rows[1] is None
     assert rows[3] == short
@@ -127,8 +127,8 @@ def test_extra_columns_are_ignored_with_a_warning(
     spark: SparkSession, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = write(tmp_path / "extra.csv", f"{HEADER},coupon\n{GOOD_LINE},X1\n")
-    with caplog.at_level(logging.WARNING, logger="hotmart_spark.io"):
-        df = io.read_purchases(spark, io.resolve_input(path))
+    with caplog.at_level(logging.WARNING, logger="hotmart_spark.inputs"):
+        df = inputs.read_purchases(spark, inputs.resolve_input(path))
     assert df.columns == [f.name for f in s.LOADED_SCHEMA.fields]
     assert "ignoring extra column(s): coupon" in caplog.text
 
@@ -144,7 +144,7 @@ def test_bad_inputs_end_in_one_clear_line(spark: SparkSession, tmp_path: Path) -
     cases.append((str(tmp_path / "nothing"), "input folder holds no data files"))
     for path, message in cases:
         with pytest.raises(UserError) as excinfo:
-            io.read_purchases(spark, io.resolve_input(path))
+            inputs.read_purchases(spark, inputs.resolve_input(path))
         assert message in str(excinfo.value)
         assert "\n" not in str(excinfo.value)
 
@@ -152,19 +152,19 @@ def test_bad_inputs_end_in_one_clear_line(spark: SparkSession, tmp_path: Path) -
 def test_wrong_format_is_named(spark: SparkSession, tmp_path: Path) -> None:
     csv = write(tmp_path / "sales.csv", f"{HEADER}\n{GOOD_LINE}\n")
     with pytest.raises(UserError, match=r"sales\.csv is not a Parquet file"):
-        io.read_purchases(spark, io.resolve_input(csv, fmt="parquet"))
+        inputs.read_purchases(spark, inputs.resolve_input(csv, fmt="parquet"))
     folder = tmp_path / "mixed"
     spark.range(1).write.parquet(str(folder / "part"))
     write(folder / "extra.csv", f"{HEADER}\n{GOOD_LINE}\n")
     with pytest.raises(UserError, match="input mixes Parquet and text files"):
-        io.read_purchases(spark, io.resolve_input(str(folder)))
+        inputs.read_purchases(spark, inputs.resolve_input(str(folder)))
 
 
 def test_parquet_without_required_columns(spark: SparkSession, tmp_path: Path) -> None:
     folder = str(tmp_path / "other")
     spark.range(3).write.parquet(folder)
     with pytest.raises(UserError, match="missing required column"):
-        io.read_purchases(spark, io.resolve_input(folder))
+        inputs.read_purchases(spark, inputs.resolve_input(folder))
 
 
 def test_unreadable_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -174,9 +174,9 @@ def test_unreadable_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         raise PermissionError(13, "Permission denied")
 
     # Root may read any file, so the denial is simulated where the loader opens files.
-    monkeypatch.setattr(io, "open", denied, raising=False)
+    monkeypatch.setattr(inputs, "open", denied, raising=False)
     with pytest.raises(UserError, match=r"cannot read .*locked\.csv: Permission denied"):
-        io.resolve_input(path)
+        inputs.resolve_input(path)
 
 
 def test_tables_skip_the_dictionary_only_for_row_unique_columns(
@@ -184,7 +184,7 @@ def test_tables_skip_the_dictionary_only_for_row_unique_columns(
 ) -> None:
     # Both columns repeat three values, so Parquet would give each a dictionary.
     rows = spark.range(30).selectExpr(f"id % 3 AS {s.PURCHASE_ID}", f"id % 3 AS {s.PRODUCT_ID}")
-    io.write_table(rows.coalesce(1), str(tmp_path / "table"))
+    tables.write_table(rows.coalesce(1), str(tmp_path / "table"))
     (file,) = (tmp_path / "table").glob("*.parquet")
     chunks = pq.ParquetFile(file).metadata.row_group(0)
     dictionary = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import shutil
@@ -9,7 +10,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -17,19 +17,23 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, MapType, StructField
 
-from hotmart_spark import io, warning_filters
+from hotmart_spark import pipeline, records, warning_filters
 from hotmart_spark.config import Config, load_config
 from hotmart_spark.errors import UserError
-from jobs import pipeline, validate
+from hotmart_spark.stages import stage as stages
+from hotmart_spark.stages import validate
+from hotmart_spark.tables import SUCCESS_MARKER, persisted
+from hotmart_spark.threads import Pool
 from tests.conftest import SmallRun
 
 ROOT = Path(__file__).resolve().parents[1]
+NAMES = [stage.name for stage in pipeline.STAGES]
 SMALL_CATALOGUE = ["drivers.early_sales=3", "drivers.min_products=20", "drivers.trees=10"]
 
 
 def tables(root: Path) -> list[str]:
     """Every Parquet table of an output root, by path under it."""
-    return sorted(p.parent.relative_to(root).as_posix() for p in root.rglob(io.SUCCESS_MARKER))
+    return sorted(p.parent.relative_to(root).as_posix() for p in root.rglob(SUCCESS_MARKER))
 
 
 def partition_files(table: Path) -> dict[str, bytes]:
@@ -79,13 +83,13 @@ def test_the_pipeline_reproduces_the_stage_by_stage_run(
     config = load_config(
         overrides=[f"paths.input={small_run.raw}", f"paths.output={out}", *SMALL_CATALOGUE]
     )
-    record = pipeline.main(spark, config)
+    record = pipeline.run(spark, config)
 
     assert tables(out) == tables(small_run.out)
     for table in tables(out):
         assert_same_table(spark, small_run.out / table, out / table)
     assert record["status"] == "succeeded"
-    assert [r["stage"] for r in record["stages"]] == list(pipeline.STAGES)
+    assert [r["stage"] for r in record["stages"]] == NAMES
     manifest = json.loads((out / "manifest.json").read_text())["stages"]
     assert manifest["pipeline"]["stages"] == record["stages"]
     validated = small_run.results["validate"]
@@ -94,7 +98,7 @@ def test_the_pipeline_reproduces_the_stage_by_stage_run(
         "quarantine": validated["rows_quarantined"],
     }
     assert record["stages"][1]["tables"]["marts/monthly_revenue"] == 6
-    assert set(manifest) >= set(pipeline.STAGES)
+    assert set(manifest) >= set(NAMES)
     # Segments and drivers ran beside aggregates, and each stage lists only its own tables.
     stage = {r["stage"]: r for r in record["stages"]}
     aggregates_end = stage["aggregates"]["started_s"] + stage["aggregates"]["seconds"]
@@ -108,7 +112,7 @@ def test_the_pipeline_reproduces_the_stage_by_stage_run(
 def test_stages_updating_the_manifest_at_once_keep_every_update(tmp_path: Path) -> None:
     def update(stage: int) -> None:
         for step in range(20):
-            io.update_manifest(str(tmp_path), f"stage{stage}", {"step": step})
+            records.update_manifest(str(tmp_path), f"stage{stage}", {"step": step})
 
     threads = [threading.Thread(target=update, args=(i,)) for i in range(8)]
     for thread in threads:
@@ -140,8 +144,35 @@ def without_half_of_march(raw: Path, edited: Path) -> int:
     return dropped
 
 
+def faked(runs: dict[str, Callable[[SparkSession, Config], object]]) -> tuple[stages.Stage, ...]:
+    """The pipeline's stages with the reads and writes they declare, running `runs` instead
+    (a stage not named there does nothing)."""
+
+    def nothing(session: SparkSession, config: Config) -> None:
+        return None
+
+    return tuple(dataclasses.replace(s, run=runs.get(s.name, nothing)) for s in pipeline.STAGES)
+
+
+def scheduled(
+    spark: SparkSession, tmp_path: Path, runs: dict[str, Callable[[SparkSession, Config], object]]
+) -> dict:
+    config = load_config(overrides=[f"paths.input={tmp_path}/raw", f"paths.output={tmp_path}/out"])
+    return pipeline.run(spark, config, faked(runs))
+
+
+def ended(record: dict) -> float:
+    """When a stage ended, less the 0.01 s its two rounded figures may add up to."""
+    return record["started_s"] + record["seconds"] - 0.01
+
+
+def a_row(session: SparkSession, config: Config, table: str) -> None:
+    # With the month column that clean and quarantine are partitioned by.
+    stages.write(session.range(1).withColumn("purchase_month", F.lit("2016-01")), config, table)
+
+
 def test_each_stages_spark_jobs_carry_its_name_as_job_group(
-    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    spark: SparkSession, tmp_path: Path
 ) -> None:
     """What Spark's UI shows for each job, also for jobs a stage starts from threads of its own
     (segments' producer clusters, the aggregates' marts)."""
@@ -150,21 +181,32 @@ def test_each_stages_spark_jobs_carry_its_name_as_job_group(
     def stage(name: str) -> Callable[[SparkSession, object], None]:
         def run(session: SparkSession, _: object) -> None:
             group = functools.partial(session.sparkContext.getLocalProperty, "spark.jobGroup.id")
-            with ThreadPoolExecutor(1) as pool:
-                seen[name] = (group(), pool.submit(io.in_callers_context(session, group)).result())
+            with Pool(1, "test", session) as pool:
+                seen[name] = (group(), pool.submit(group).result())
 
         return run
 
-    monkeypatch.setattr(pipeline, "STAGES", {name: stage(name) for name in pipeline.STAGES})
-    pipeline.main(
-        spark,
-        load_config(overrides=[f"paths.input={tmp_path}/raw", f"paths.output={tmp_path}/out"]),
-    )
-    assert seen == {name: (name, name) for name in pipeline.STAGES}
+    scheduled(spark, tmp_path, {name: stage(name) for name in NAMES})
+    assert seen == {name: (name, name) for name in NAMES}
+
+
+def test_a_stages_pool_tasks_record_their_writes_as_the_stages(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Aggregates writes its marts from a pool of its own: the scheduler sees those writes."""
+
+    def aggregates(session: SparkSession, config: Config) -> None:
+        with Pool(2, "marts", session) as pool:
+            for table in ("marts/daily_revenue", "marts/pareto"):
+                pool.submit(a_row, session, config, table).result()
+
+    record = scheduled(spark, tmp_path, {"aggregates": aggregates})
+    stage = {r["stage"]: r for r in record["stages"]}
+    assert stage["aggregates"]["tables"] == {"marts/daily_revenue": 1, "marts/pareto": 1}
 
 
 def test_forecast_starts_once_the_daily_mart_is_written(
-    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    spark: SparkSession, tmp_path: Path
 ) -> None:
     """Forecast reads only the daily mart of aggregates: it runs beside the rest of that stage
     instead of after it."""
@@ -172,61 +214,45 @@ def test_forecast_starts_once_the_daily_mart_is_written(
     beside: dict[str, bool] = {}
 
     def aggregates(session: SparkSession, config: Config) -> None:
-        io.write_small_table(session.range(1), f"{config.paths.output}/marts/daily_revenue")
+        a_row(session, config, "marts/daily_revenue")
         beside["aggregates"] = forecast_started.wait(timeout=30)
 
     def forecast(session: SparkSession, config: Config) -> None:
         forecast_started.set()
 
-    stages = {name: (lambda session, config: None) for name in pipeline.STAGES}
-    monkeypatch.setattr(
-        pipeline, "STAGES", {**stages, "aggregates": aggregates, "forecast": forecast}
-    )
-    record = pipeline.main(
-        spark,
-        load_config(overrides=[f"paths.input={tmp_path}/raw", f"paths.output={tmp_path}/out"]),
-    )
+    record = scheduled(spark, tmp_path, {"aggregates": aggregates, "forecast": forecast})
     assert beside == {"aggregates": True}
     stage = {r["stage"]: r for r in record["stages"]}
-    assert (
-        stage["report"]["started_s"]
-        >= stage["aggregates"]["started_s"] + stage["aggregates"]["seconds"]
-    )
+    assert stage["report"]["started_s"] >= ended(stage["aggregates"])
 
 
 def test_the_clean_tables_readers_start_once_it_is_written(
-    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    spark: SparkSession, tmp_path: Path
 ) -> None:
     """Aggregates, segments and drivers read only the clean table: they run beside the rest of
     validation. Forecast starts once the quarantine (and the daily mart) is written, before
     validation's checks end; the report waits for all of it."""
     readers = ("aggregates", "segments", "drivers")
-    started = {name: threading.Event() for name in pipeline.STAGES}
+    started = {name: threading.Event() for name in NAMES}
     seen: dict[str, bool] = {}
 
     def validate(session: SparkSession, config: Config) -> None:
-        io.write_small_table(session.range(1), f"{config.paths.output}/clean")
+        a_row(session, config, "clean")
         seen.update({name: started[name].wait(timeout=30) for name in readers})
         seen["forecast before the quarantine"] = started["forecast"].is_set()
-        io.write_small_table(session.range(1), f"{config.paths.output}/quarantine")
+        a_row(session, config, "quarantine")
         seen["forecast"] = started["forecast"].wait(timeout=30)
 
     def starts(name: str) -> Callable[[SparkSession, Config], None]:
         def run(session: SparkSession, config: Config) -> None:
             if name == "aggregates":
-                io.write_small_table(session.range(1), f"{config.paths.output}/marts/daily_revenue")
+                a_row(session, config, "marts/daily_revenue")
             started[name].set()
 
         return run
 
-    monkeypatch.setattr(
-        pipeline,
-        "STAGES",
-        {**{name: starts(name) for name in pipeline.STAGES}, "validate": validate},
-    )
-    record = pipeline.main(
-        spark,
-        load_config(overrides=[f"paths.input={tmp_path}/raw", f"paths.output={tmp_path}/out"]),
+    record = scheduled(
+        spark, tmp_path, {**{name: starts(name) for name in NAMES}, "validate": validate}
     )
     assert seen == {
         "aggregates": True,
@@ -236,10 +262,7 @@ def test_the_clean_tables_readers_start_once_it_is_written(
         "forecast": True,
     }
     stage = {r["stage"]: r for r in record["stages"]}
-    assert (
-        stage["report"]["started_s"]
-        >= stage["validate"]["started_s"] + stage["validate"]["seconds"]
-    )
+    assert stage["report"]["started_s"] >= ended(stage["validate"])
 
 
 def test_a_month_range_replaces_exactly_its_months(
@@ -252,8 +275,8 @@ def test_a_month_range_replaces_exactly_its_months(
         shutil.copytree(small_run.out / table, ranged / table)
     before = {t: partition_files(ranged / t) for t in ("clean", "quarantine")}
 
-    with io.recording_writes() as written:
-        ranged_run = validate.main(
+    with stages.recording_writes() as written:
+        ranged_run = validate.run(
             spark,
             load_config(
                 overrides=[
@@ -264,7 +287,7 @@ def test_a_month_range_replaces_exactly_its_months(
                 ]
             ),
         )
-    validate.main(spark, load_config(overrides=[f"paths.input={edited}", f"paths.output={full}"]))
+    validate.run(spark, load_config(overrides=[f"paths.input={edited}", f"paths.output={full}"]))
 
     for table in ("clean", "quarantine"):
         # The re-run gives what a full run of the edited input gives (the kept months
@@ -285,8 +308,8 @@ def test_a_month_range_replaces_exactly_its_months(
     # Each write records the rows it wrote: March's (and the undated quarantined rows), not
     # the whole table's.
     assert written == {
-        f"{ranged}/clean": march,
-        f"{ranged}/quarantine": ranged_run["rows_quarantined"],
+        "clean": march,
+        "quarantine": ranged_run["rows_quarantined"],
     }
     assert march == ranged_run["rows_clean"] < spark.read.parquet(str(ranged / "clean")).count()
 
@@ -295,23 +318,23 @@ def test_a_table_without_its_success_marker_is_refused(
     spark: SparkSession, small_run: SmallRun, tmp_path: Path
 ) -> None:
     shutil.copytree(small_run.out / "clean", tmp_path / "clean")
-    (tmp_path / "clean" / io.SUCCESS_MARKER).unlink()
+    (tmp_path / "clean" / SUCCESS_MARKER).unlink()
     with pytest.raises(
-        UserError, match=r"clean table under .* is incomplete .* re-run jobs/validate\.py"
+        UserError, match=r"the clean table under .* is incomplete .* re-run the validate job"
     ):
-        io.read_clean(spark, str(tmp_path))
+        stages.read(spark, str(tmp_path), "clean")
 
 
 def test_kept_tables_follow_the_sessions_default_storage_level(spark: SparkSession) -> None:
     # The benchmark's 100M-row run keeps tables on disk only through this setting alone.
     spark.conf.set("spark.sql.defaultCacheStorageLevel", "DISK_ONLY")
     try:
-        with io.persisted(spark.range(3)) as kept:
+        with persisted(spark.range(3)) as kept:
             level = kept.storageLevel
     finally:
         spark.conf.unset("spark.sql.defaultCacheStorageLevel")
     assert (level.useDisk, level.useMemory) == (True, False)
-    with io.persisted(spark.range(4)) as kept:
+    with persisted(spark.range(4)) as kept:
         assert (kept.storageLevel.useDisk, kept.storageLevel.useMemory) == (True, True)
     assert not kept.storageLevel.useDisk
 
@@ -332,6 +355,7 @@ def last_line(run: subprocess.CompletedProcess[str]) -> str:
     return run.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.submit
 def test_exit_codes_and_one_line_errors(small_run: SmallRun, tmp_path: Path) -> None:
     missing = run_cli("--input", str(tmp_path / "nowhere"), "--output", str(tmp_path / "out"))
     assert missing.returncode == 2
@@ -402,6 +426,7 @@ sys.exit(int(sys.argv[1]))
 """
 
 
+@pytest.mark.submit
 def test_the_drivers_classes_are_archived_by_the_first_successful_pipeline_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -178,6 +178,7 @@ window.addEventListener("load", () => {
 </body>"""
 
 
+@pytest.mark.browser
 def test_the_page_opens_in_headless_chromium(small_run: SmallRun, tmp_path: Path) -> None:
     browser = shutil.which("chromium")
     if browser is None:

@@ -15,28 +15,21 @@ from hotmart_spark.report import charts, story
 from hotmart_spark.report.story import amount, count, pct
 from hotmart_spark.transforms.ranking import top_count
 
-# The marts the report reads, with the job that writes each: all small by construction.
-MARTS = {
-    "pareto": "aggregates",
-    "weekday_hour": "aggregates",
-    "breakdowns": "aggregates",
-    "channels": "aggregates",
-    "rfm_segments": "segments",
-    "producer_cluster_profiles": "segments",
-    "product_drivers": "drivers",
-    "product_effects": "drivers",
-    "forecast_monthly": "forecast",
-    "forecast_backtest": "forecast",
-}
-# insights.json sections the report needs, with the job that writes each.
-SECTIONS = {
-    "run": "validate",
-    "producers": "aggregates",
-    "trends": "aggregates",
-    "segments": "segments",
-    "drivers": "drivers",
-    "forecast": "forecast",
-}
+# The marts the report reads: all small by construction.
+MARTS = (
+    "pareto",
+    "weekday_hour",
+    "breakdowns",
+    "channels",
+    "rfm_segments",
+    "producer_cluster_profiles",
+    "product_drivers",
+    "product_effects",
+    "forecast_monthly",
+    "forecast_backtest",
+)
+# insights.json sections the report needs.
+SECTIONS = ("run", "producers", "trends", "segments", "drivers", "forecast")
 QUESTIONS = {
     "producers": "Does the platform depend on its biggest producers?",
     "trends": "What patterns and trends does the data show?",
@@ -246,7 +239,7 @@ def build_report(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> Re
         subtitle=(
             f"{count(run['rows_clean'])} clean purchases from {run['period_start']} to "
             f"{run['period_end']}; values in {run['value_unit']}. Built "
-            f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by hotmart-spark."
+            f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by hotmart-spark."
         ),
         summary=[
             {"question": QUESTIONS[key], "answer": stories[key]["answer"]} for key in QUESTIONS

@@ -1,28 +1,17 @@
-"""Read raw purchase exports with the explicit schema; write tables and the run manifest."""
+"""Raw purchase exports (CSV, TSV, Parquet) resolved and read with the explicit schema."""
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import datetime as dt
-import json
 import logging
 import os
-import platform
-import threading
-from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-import pyspark
-from pyspark import StorageLevel, inheritable_thread_target
 from pyspark.errors import AnalysisException
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    ArrayType,
     DataType,
     DoubleType,
     IntegerType,
@@ -33,16 +22,14 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-import hotmart_spark
 from hotmart_spark import schema
 from hotmart_spark.config import separator_char
 from hotmart_spark.errors import UserError
+from hotmart_spark.filesystem import is_local, local_path
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 PARQUET_MAGIC = b"PAR1"
-SUCCESS_MARKER = "_SUCCESS"
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 # pandas writes its index as a first column named "" (Spark calls it _c0) or "Unnamed: 0".
 INDEX_COLUMNS = ("_c0", "Unnamed: 0", "index")
@@ -50,13 +37,6 @@ CORRUPT = "_corrupt_record"
 INTEGRAL_TYPES = ("tinyint", "smallint", "int", "bigint")
 # A decimal comma in a number that is otherwise plain ("1,0" -> "1.0").
 DECIMAL_COMMA = r"^\s*(-?\d+),(\d+)\s*$"
-# The tables completed in the current stage and the rows each write wrote, when a caller
-# records them (see recording_writes).
-_WRITTEN: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar(
-    "written_tables", default=None
-)
-# Stages running at the same time update the same manifest and insights files.
-_JSON_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -77,14 +57,6 @@ class InputFiles:
             "files": len(self.files),
             "bytes": sum(os.path.getsize(f) for f in self.files),
         }
-
-
-def is_local(path: str) -> bool:
-    return urlparse(path).scheme in ("", "file")
-
-
-def local_path(path: str) -> Path:
-    return Path(urlparse(path).path if path.startswith("file:") else path)
 
 
 def resolve_input(path: str, fmt: str = "auto", separator: str = "auto") -> InputFiles:
@@ -266,219 +238,3 @@ def _parse(col: Column, source_type: str, target: DataType) -> Column:
         # double so that ids above 2**53 stay exact.
         return F.coalesce(whole, F.when(number == F.floor(number), number.try_cast(LongType())))
     raise TypeError(f"no parser for {target}")
-
-
-def _read_output(
-    spark: SparkSession,
-    root: str,
-    table: str,
-    what: str,
-    stage: str,
-    columns: StructType | None = None,
-) -> DataFrame:
-    """The table at `table` under an earlier run's output root, or one line naming `what` is
-    missing and the job (`stage`) that writes it."""
-    path = f"{root.rstrip('/')}/{table}"
-    reader = spark.read.schema(columns) if columns is not None else spark.read
-    try:
-        df = reader.parquet(path)
-    except AnalysisException:
-        raise UserError(
-            f"no {what} under {root}: run jobs/{stage}.py first, or pass its output root as --input"
-        ) from None
-    if not _filesystem(spark, path).exists(_hadoop_path(spark, f"{path}/{SUCCESS_MARKER}")):
-        raise UserError(
-            f"{what} under {root} is incomplete (no {SUCCESS_MARKER}: a run stopped while "
-            f"writing it): re-run jobs/{stage}.py"
-        )
-    return df
-
-
-def read_clean(spark: SparkSession, root: str) -> DataFrame:
-    """The clean purchases under an earlier run's output root."""
-    return _read_output(spark, root, "clean", "clean table", "validate")
-
-
-def read_quarantine(spark: SparkSession, root: str) -> DataFrame:
-    """Date and reasons of the quarantined rows under an earlier run's output root."""
-    # A run without quarantined rows leaves a folder with no data file, so the schema is given.
-    columns = StructType(
-        [
-            StructField(schema.PURCHASE_DATE, TimestampType()),
-            StructField(schema.REASONS, ArrayType(StringType())),
-        ]
-    )
-    return _read_output(spark, root, "quarantine", "quarantine table", "validate", columns)
-
-
-def read_mart(spark: SparkSession, root: str, name: str, stage: str) -> DataFrame:
-    """One mart under an earlier run's output root; `stage` is the job that writes it."""
-    return _read_output(spark, root, f"marts/{name}", f"marts/{name}", stage)
-
-
-@contextlib.contextmanager
-def persisted(df: DataFrame, level: StorageLevel | None = None) -> Iterator[DataFrame]:
-    """df kept for the block and released after it, also when the block fails.
-
-    Without a level, the session's spark.sql.defaultCacheStorageLevel applies (the properties
-    files: serialized in memory, spilling to disk), so a run on far more rows than the driver's
-    memory can keep its tables on disk with one --conf and no code change.
-    """
-    if level is None:
-        df.cache()
-    else:
-        df.persist(level)
-    try:
-        yield df
-    finally:
-        df.unpersist()
-
-
-# Columns with about one value per row. Parquet's dictionary encoding pays where values
-# repeat (products, producers, categories, devices); on these it hashes every value until the
-# dictionary outgrows its page and then writes them plain all the same. Without it for these
-# four, the clean table of 1.6M rows is written in 4.1-4.9 s instead of 5.1-8.3 s (warm
-# session, interleaved), 65 MB instead of 68; README, Performance.
-ROW_UNIQUE_COLUMNS = (
-    schema.PURCHASE_ID,
-    schema.BUYER_ID,
-    schema.PURCHASE_DATE,
-    schema.PURCHASE_VALUE,
-)
-
-
-def write_table(
-    df: DataFrame, path: str, partition_by: str | None = None, only_partitions: bool = False
-) -> None:
-    """Replace the table at path with df (Parquet); with only_partitions, replace just the
-    partitions df has rows for and keep the others.
-
-    The table's _SUCCESS marker is removed before writing and set once the write is complete,
-    so a run that dies midway leaves a table every reader refuses instead of half a table.
-    """
-    fs = _filesystem(df.sparkSession, path)
-    marker = _hadoop_path(df.sparkSession, f"{path}/{SUCCESS_MARKER}")
-    fs.delete(marker, False)
-    mode = "dynamic" if only_partitions else "static"
-    # Counted while writing: reading the table back for its count is a Spark job per table.
-    rows = Observation()
-    df = df.observe(rows, F.count(F.lit(1)).alias("rows"))
-    writer = df.write.mode("overwrite").option("partitionOverwriteMode", mode)
-    for column in ROW_UNIQUE_COLUMNS:
-        writer = writer.option(f"parquet.enable.dictionary#{column}", "false")
-    if partition_by:
-        writer = writer.partitionBy(partition_by)
-    writer.parquet(path)
-    # A dynamic partition overwrite commits without writing the marker at the table root.
-    fs.create(marker, True).close()
-    written = _WRITTEN.get()
-    if written is not None:
-        written[path] = rows.get["rows"]
-
-
-@contextlib.contextmanager
-def _recording_into(written: dict[str, int] | None) -> Iterator[None]:
-    token = _WRITTEN.set(written)
-    try:
-        yield
-    finally:
-        _WRITTEN.reset(token)
-
-
-@contextlib.contextmanager
-def recording_writes() -> Iterator[dict[str, int]]:
-    """The tables write_table completes in this thread during the block: path -> rows written
-    (with only_partitions, the rows of the partitions replaced)."""
-    written: dict[str, int] = {}
-    with _recording_into(written):
-        yield written
-
-
-def in_callers_context(spark: SparkSession, fn: Callable[..., T]) -> Callable[..., T]:
-    """fn for another thread, run as if by this one: its table writes are recorded where this
-    thread records them, and its Spark jobs carry this thread's local properties, among them
-    the pipeline stage's job group that Spark's UI and event log show."""
-    written = _WRITTEN.get()
-
-    def run(*args: Any, **kwargs: Any) -> T:
-        with _recording_into(written):
-            return fn(*args, **kwargs)
-
-    return inheritable_thread_target(spark)(run)
-
-
-def _hadoop_path(spark: SparkSession, path: str) -> Any:
-    return spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
-
-
-def _filesystem(spark: SparkSession, path: str) -> Any:
-    """The Hadoop FileSystem holding path (local, HDFS, S3...), as Spark itself sees it."""
-    return _hadoop_path(spark, path).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-
-
-def versions() -> dict[str, str]:
-    return {
-        "hotmart_spark": hotmart_spark.__version__,
-        "pyspark": pyspark.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace the file at path so that a reader sees the old or the new content, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
-def merge_json(
-    path: Path, keys: tuple[str, ...], value: Any, extra: Mapping[str, Any] | None = None
-) -> Path:
-    """Set the entry at the key path (and top-level `extra` keys) in the JSON object at path,
-    keeping everything else, and write it atomically."""
-    # Read, change and write under one lock: a stage's update must not undo another's.
-    with _JSON_LOCK:
-        document: dict[str, Any] = {}
-        if path.exists():
-            document = json.loads(path.read_text(encoding="utf-8"))
-        node = document
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-        node[keys[-1]] = value
-        document.update(extra or {})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
-        write_atomically(path, text.encode("utf-8"))
-    return path
-
-
-def _local_root(output_root: str) -> Path:
-    if not is_local(output_root):
-        raise UserError(f"manifest and insights need a local output root, got {output_root}")
-    return local_path(output_root)
-
-
-def update_manifest(output_root: str, stage: str, record: Mapping[str, Any]) -> Path:
-    """Record one stage's inputs, counts, parameters and timings in manifest.json."""
-    return merge_json(
-        _local_root(output_root) / "manifest.json",
-        ("stages", stage),
-        dict(record),
-        {
-            "versions": versions(),
-            "updated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        },
-    )
-
-
-def update_insights(output_root: str, section: str, numbers: Mapping[str, Any]) -> Path:
-    """Set one section of report/insights.json, the report's headline numbers."""
-    return merge_json(
-        _local_root(output_root) / "report" / "insights.json", (section,), dict(numbers)
-    )
-
-
-def write_small_table(df: DataFrame, path: str) -> None:
-    """Replace a summary table whose size does not grow with purchases, as one file."""
-    # One file instead of one per shuffle partition; the table is small by construction.
-    write_table(df.coalesce(1), path)

@@ -1,0 +1,173 @@
+"""Marketplace marts: producer dependence (Q1) and patterns and trends (Q2), from clean purchases."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import functions as F
+
+from hotmart_spark import schema as s
+from hotmart_spark.config import Config
+from hotmart_spark.stages.stage import (
+    Stage,
+    output_root,
+    publish_insights,
+    read,
+    record_in_manifest,
+    write,
+)
+from hotmart_spark.tables import persisted
+from hotmart_spark.threads import Pool
+from hotmart_spark.transforms import producers as q1
+from hotmart_spark.transforms import trends as q2
+from hotmart_spark.transforms.ranking import (
+    TOP_COUNTS,
+    TOP_SHARES,
+    concentration,
+    rank_desc,
+    top_share_column,
+)
+from hotmart_spark.transforms.revenue import valued_purchases
+
+log = logging.getLogger("hotmart_spark.aggregates")
+CONCURRENT_MARTS = 3
+
+
+def run(spark: SparkSession, config: Config) -> dict[str, Any]:
+    started = time.time()
+    out = output_root(config)
+    with contextlib.ExitStack() as kept:
+        # Not kept: each mart reads just its columns from Parquet, faster than building an
+        # in-memory copy of every column (measured at 1.6M rows: 54 s against 68 s).
+        purchases, scale, z_min = valued_purchases(
+            read(spark, config.paths.input, "clean"), config.value
+        )
+        affiliates = q1.affiliate_table(purchases)
+        # Each mart as the function that builds it (some run a Spark job to plan theirs).
+        marts: dict[str, Callable[[], DataFrame]] = {
+            "daily_revenue": lambda: q2.daily_revenue(purchases),
+            "monthly_revenue": lambda: q2.monthly_revenue(purchases),
+            "weekday_hour": lambda: q2.weekday_hour(purchases),
+            "breakdowns": lambda: q2.breakdowns(
+                purchases,
+                q2.breakdown_levels(q2.top_origins(purchases)),
+                config.period.start,
+                config.period.end,
+            ),
+            "channels": lambda: q1.channel_table(purchases),
+            "affiliates": lambda: affiliates,
+            "affiliate_concentration": lambda: concentration(
+                rank_desc(affiliates, "revenue", s.AFFILIATE_ID), "revenue"
+            ),
+            "producer_concentration_monthly": lambda: q1.monthly_concentration(purchases),
+        }
+
+        def build_and_write(name: str) -> None:
+            write(marts[name](), config, f"marts/{name}")
+
+        # A mart is a few jobs over small tables; several at once keep the cores busy. The
+        # marts of the purchases alone start at once, the daily mart first (the pipeline's
+        # forecast waits for that one only); the producers' two follow their ranking.
+        with Pool(CONCURRENT_MARTS, "marts", spark) as pool:
+            writes = [pool.submit(build_and_write, name) for name in marts]
+            producers = kept.enter_context(persisted(q1.producer_table(purchases)))
+            p95 = q1.p95_units(producers)
+            ranked = rank_desc(q1.top_by_units_rule(producers, p95), "revenue", s.PRODUCER_ID)
+            ranked = kept.enter_context(persisted(ranked))
+            overall = concentration(ranked, "revenue").first()
+            top_rule = ranked.agg(
+                F.sum(F.col("is_top").cast("long")).alias("n_top"),
+                (
+                    F.sum(F.when(F.col("is_top"), F.col("revenue")).otherwise(0.0))
+                    / F.sum("revenue")
+                ).alias("share"),
+            ).first()
+            n, total = overall["n"], overall["total"]
+            marts["producers"] = lambda: ranked.withColumnRenamed(
+                "rank", "revenue_rank"
+            ).withColumnRenamed("cum_value", "cumulative_revenue")
+            marts["pareto"] = lambda: q1.pareto_curve(ranked, n, total)
+            writes += [pool.submit(build_and_write, name) for name in ("producers", "pareto")]
+            for written in writes:
+                written.result()
+    producers_insights = producer_insights(
+        spark, out, scale.unit, p95, overall, top_rule["n_top"], top_rule["share"]
+    )
+    trends = trends_insights(spark, out, scale.unit)
+    publish_insights(config, "producers", producers_insights)
+    publish_insights(config, "trends", trends)
+    record = {
+        "input": config.paths.input,
+        "z_min": z_min,
+        "value_unit": scale.unit,
+        "marts": sorted(marts),
+        "timings": {"total_s": round(time.time() - started, 2)},
+    }
+    record_in_manifest(config, "aggregates", record)
+    log.info(
+        "%d producers; top (units > P95 = %g): %d with %.1f%% of value; top 5%% by value: %.1f%%; Gini %.3f",
+        n,
+        p95,
+        top_rule["n_top"],
+        100 * top_rule["share"],
+        100 * overall[top_share_column(0.05)],
+        overall["gini"],
+    )
+    log.info("marts written under %s/marts in %.1f s", out, time.time() - started)
+    return {"producers": producers_insights, "trends": trends, "marts": sorted(marts)}
+
+
+def producer_insights(
+    spark: SparkSession,
+    out: str,
+    unit: str,
+    p95: float,
+    overall: Row,
+    n_top: int,
+    top_share: float,
+) -> dict[str, Any]:
+    """Q1's headline numbers: the top producers by the units rule, concentration of value
+    among producers and affiliates, and the affiliate channel's weight."""
+    affiliate_summary = read(spark, out, "marts/affiliate_concentration").first()
+    channels = {r["channel"]: r.asDict() for r in read(spark, out, "marts/channels").collect()}
+    return {
+        "value_unit": unit,
+        "n_producers": overall["n"],
+        "p95_units": p95,
+        "n_top": n_top,
+        "top_revenue_share": top_share,
+        "gini": overall["gini"],
+        "hhi": overall["hhi"],
+        "top_share_by_revenue": {f"{k:g}": overall[top_share_column(k)] for k in TOP_SHARES},
+        "revenue_at_risk": {str(c): overall[f"top_n_{c}"] for c in TOP_COUNTS},
+        "affiliate_units_share": channels.get("affiliate", {}).get("units_share", 0.0),
+        "affiliate_value_share": channels.get("affiliate", {}).get("value_share", 0.0),
+        "affiliate_gini": affiliate_summary["gini"] if affiliate_summary else None,
+    }
+
+
+def trends_insights(spark: SparkSession, out: str, unit: str) -> dict[str, Any]:
+    """Q2's headline numbers: value, units and buyers month by month."""
+    monthly = read(spark, out, "marts/monthly_revenue").orderBy("month").collect()
+    return {
+        "value_unit": unit,
+        "monthly": [
+            {
+                "month": r["month"],
+                "value": r["value"],
+                "units": r["units"],
+                "buyers": r["buyers"],
+                "new_buyers": r["new_buyers"],
+                "growth": r["growth"],
+            }
+            for r in monthly
+        ],
+    }
+
+
+STAGE = Stage("aggregates", reads=("clean",), run=run)

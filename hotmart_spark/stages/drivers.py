@@ -1,0 +1,111 @@
+"""Product drivers (Q4): the product table, what makes a product sell more, and one lever's effect."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from hotmart_spark.analysis import drivers
+from hotmart_spark.config import Config
+from hotmart_spark.stages.stage import (
+    Stage,
+    output_root,
+    publish_insights,
+    read,
+    record_in_manifest,
+    write,
+)
+from hotmart_spark.tables import persisted
+from hotmart_spark.transforms import products
+from hotmart_spark.transforms.revenue import valued_purchases
+
+log = logging.getLogger("hotmart_spark.drivers")
+
+
+def run(spark: SparkSession, config: Config) -> dict[str, Any]:
+    started = time.time()
+    settings = config.drivers
+    purchases, scale, _ = valued_purchases(read(spark, config.paths.input, "clean"), config.value)
+    write(
+        products.product_table(purchases, config.period.start, settings.early_sales),
+        config,
+        "marts/products",
+    )
+    table = read(spark, output_root(config), "marts/products")
+    groups = [products.group_medians(table, f) for f in ("category", "niche", drivers.TREATMENT)]
+    write(
+        groups[0].unionByName(groups[1]).unionByName(groups[2]),
+        config,
+        "marts/product_feature_groups",
+    )
+    modelled = drivers.with_split(
+        drivers.modelled_products(table, settings.early_sales),
+        settings.holdout_share,
+        settings.seed,
+    )
+    with persisted(modelled) as modelled:
+        analysis = drivers.analyse(spark, modelled, table.count(), settings)
+    model = analysis.model
+    write(spark.createDataFrame(analysis.importance), config, "marts/product_drivers")
+    write(spark.createDataFrame([model], drivers.MODEL_SCHEMA), config, "marts/product_model")
+    effects = [e.as_dict() for e in analysis.effects]
+    write(spark.createDataFrame(effects, drivers.EFFECT_SCHEMA), config, "marts/product_effects")
+
+    insights = {
+        "value_unit": scale.unit,
+        "early_sales": settings.early_sales,
+        "features": [
+            {
+                "feature": r["feature"],
+                "spearman": drivers.nan_to_none(r["spearman"]),
+                "importance": drivers.nan_to_none(r["permutation_importance"]),
+                "importance_sd": drivers.nan_to_none(r["permutation_importance_sd"]),
+            }
+            for r in analysis.importance.to_dict("records")
+        ],
+        "model": model,
+        "effect": effects[0],
+        "effects": effects,
+        "observational": True,
+    }
+    publish_insights(config, "drivers", insights)
+    record_in_manifest(
+        config,
+        "drivers",
+        {
+            "input": config.paths.input,
+            "value_unit": scale.unit,
+            "products": model["products"],
+            "products_modelled": model["products_modelled"],
+            "timings": {"total_s": round(time.time() - started, 2)},
+        },
+    )
+    if model["note"]:
+        log.warning("%s", model["note"])
+    else:
+        log.info(
+            "%s on log(units), %d products held out: R2 %.3f (category-niche median %.3f)",
+            model["name"],
+            model["n_holdout"],
+            model["holdout_r2"],
+            model["baseline_r2"],
+        )
+        for r in insights["features"][:5]:
+            log.info("%-28s permutation importance %.4f", r["feature"], r["importance"])
+    for e in analysis.effects:
+        log.info(
+            "affiliate programme, %s: %+.3f log units [%+.3f, %+.3f] %s",
+            e.method,
+            e.estimate,
+            e.ci_low,
+            e.ci_high,
+            e.note,
+        )
+    log.info("drivers written under %s/marts in %.1f s", output_root(config), time.time() - started)
+    return insights
+
+
+STAGE = Stage("drivers", reads=("clean",), run=run)

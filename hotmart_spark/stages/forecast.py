@@ -1,0 +1,145 @@
+"""Revenue forecast (Q5): the next months' value and platform revenue, backtested, with intervals."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pandas as pd
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, StringType, StructField, StructType, TimestampType
+
+from hotmart_spark import quality
+from hotmart_spark import schema as s
+from hotmart_spark.analysis import forecast as fc
+from hotmart_spark.config import Config
+from hotmart_spark.stages.stage import (
+    Stage,
+    output_root,
+    publish_insights,
+    read,
+    record_in_manifest,
+    write,
+)
+
+log = logging.getLogger("hotmart_spark.forecast")
+
+SERIES_DECIMALS = 6
+# The quarantine's columns the flagged days need. A run without quarantined rows leaves a
+# table with no data file, so the schema is given.
+QUARANTINE_COLUMNS = StructType(
+    [
+        StructField(s.PURCHASE_DATE, TimestampType()),
+        StructField(s.REASONS, ArrayType(StringType())),
+    ]
+)
+
+
+def run(spark: SparkSession, config: Config) -> dict[str, Any]:
+    started = time.time()
+    root, out = config.paths.input, output_root(config)
+    # One row per day and per quarantined day: these grow with the calendar, not with purchases.
+    daily_mart = read(spark, root, "marts/daily_revenue")
+    # Daily sums differ in their last bits with the order Spark adds them in (partitions,
+    # executors), and the optimisers turn that into different fits: the series is rounded
+    # to 1e-6 of a unit first, so a cluster run forecasts what a local run does.
+    daily = (
+        daily_mart.select("day", F.round("value", SERIES_DECIMALS).alias("value"), "units")
+        .orderBy("day")
+        .toPandas()
+    )
+    series = fc.daily_series(daily["day"], daily["value"])
+    units = pd.Series(daily["units"].to_numpy(), index=pd.to_datetime(daily["day"]))
+    result = fc.forecast_revenue(series, config.forecast)
+    write(
+        quality.flag_quarantined_days(
+            quality.quarantined_days(read(spark, root, "quarantine", QUARANTINE_COLUMNS)),
+            daily_mart,
+            series.values.index[0].date(),
+            series.values.index[-1].date(),
+            config.forecast.flag_quarantined_share,
+        ),
+        config,
+        "marts/forecast_quarantined_days",
+    )
+    flagged = (
+        read(spark, out, "marts/forecast_quarantined_days")
+        .where("flagged")
+        .orderBy("day")
+        .collect()
+    )
+    months = fc.monthly_table(result, config.value.platform_fee_rate)
+    backtest = result.backtest.assign(chosen=result.backtest["model"] == result.chosen)
+    tables = {
+        "forecast_monthly": (months, None),
+        "forecast_candidates": (fc.candidates_table(result), None),
+        "forecast_daily": (fc.daily_table(result, units), None),
+        "forecast_backtest": (backtest, fc.BACKTEST_SCHEMA),
+        "forecast_backtest_errors": (result.errors, fc.ERRORS_SCHEMA),
+        "forecast_models": (result.models, None),
+    }
+    for name, (table, schema) in tables.items():
+        write(spark.createDataFrame(table, schema), config, f"marts/{name}")
+
+    ahead = months[months["kind"] == "forecast"]
+    insights = {
+        "value_unit": config.value.unit,
+        "last_complete_month": str(series.last_complete_month),
+        "model": result.chosen,
+        "model_spec": result.forecasts[result.chosen].spec,
+        "months": ahead.drop(columns=["kind", "model"]).to_dict("records"),
+        "backtest": backtest[backtest["horizon"] == "all"]
+        .drop(columns=["horizon", "chosen"])
+        .to_dict("records"),
+        "backtest_origins": sorted(result.errors["origin"].unique().tolist()),
+        "improvement_over_baselines": fc.improvement_over_baselines(result),
+        "flagged_days": [
+            {
+                "day": r["day"].isoformat(),
+                "rows_quarantined": r["rows_quarantined"],
+                "quarantined_share": r["quarantined_share"],
+                "rows_by_rule": r["rows_by_rule"],
+            }
+            for r in flagged
+        ],
+        "zero_days": [str(d) for d in series.zero_days],
+        "unused_days": len(series.unused_days),
+        "notes": result.notes,
+        "fit_seconds": round(result.fit_seconds, 2),
+    }
+    publish_insights(config, "forecast", insights)
+    record_in_manifest(
+        config,
+        "forecast",
+        {
+            "input": root,
+            "value_unit": config.value.unit,
+            "model": result.chosen,
+            "series_days": len(series.values),
+            "notes": result.notes,
+            "timings": {
+                "fit_s": round(result.fit_seconds, 2),
+                "total_s": round(time.time() - started, 2),
+            },
+        },
+    )
+    for r in insights["months"]:
+        log.info(
+            "%s: %.0f %s (80%%: %.0f-%.0f, 95%%: %.0f-%.0f)",
+            r["month"],
+            r["value"],
+            config.value.unit,
+            r["lo80"],
+            r["hi80"],
+            r["lo95"],
+            r["hi95"],
+        )
+    log.info("model %s chosen by backtest MAE; fitted in %.1f s", result.chosen, result.fit_seconds)
+    for note in result.notes:
+        log.info("note: %s", note)
+    return insights
+
+
+STAGE = Stage("forecast", reads=("quarantine", "marts/daily_revenue"), run=run)
