@@ -36,6 +36,9 @@ TEST_SETTINGS = {
 # The archive has a test of its own.
 os.environ["HOTMART_SPARK_CDS"] = "0"
 
+# 5,000 rows have few products with 10 sales; 3 first sales leave enough to model.
+SMALL_CATALOGUE = ("drivers.early_sales=3", "drivers.min_products=20", "drivers.trees=10")
+
 HEADER = ",".join([name for name, _ in s.PURCHASE_FIELDS] + [s.VENDA])
 
 
@@ -91,14 +94,7 @@ def small_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
     )
     results["aggregates"] = aggregates.run(spark, load_config(overrides=stage))
     results["segments"] = segments.run(spark, load_config(overrides=stage))
-    # 5,000 rows have few products with 10 sales; 3 first sales leave enough to model.
-    small_catalogue = [
-        *stage,
-        "drivers.early_sales=3",
-        "drivers.min_products=20",
-        "drivers.trees=10",
-    ]
-    results["drivers"] = drivers.run(spark, load_config(overrides=small_catalogue))
+    results["drivers"] = drivers.run(spark, load_config(overrides=[*stage, *SMALL_CATALOGUE]))
     results["forecast"] = forecast.run(spark, load_config(overrides=stage))
     results["report"] = report.run(spark, load_config(overrides=stage))
     return SmallRun(raw, out, results)

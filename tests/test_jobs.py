@@ -17,7 +17,7 @@ from hotmart_spark.errors import UserError
 from hotmart_spark.stages import aggregates as aggregates_job
 from hotmart_spark.stages import forecast as forecast_job
 from hotmart_spark.stages import validate as validate_job
-from tests.conftest import HEADER, SmallRun
+from tests.conftest import HEADER, SMALL_CATALOGUE, SmallRun
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -257,8 +257,9 @@ def test_the_module_names_its_jobs_when_none_is_given(capsys: pytest.CaptureFixt
 
 
 @pytest.mark.submit
-def test_an_installed_wheel_alone_runs_the_jobs(tmp_path: Path) -> None:
-    """Built and installed apart from the checkout, run from a folder outside it."""
+def test_an_installed_wheel_alone_runs_the_jobs(small_run: SmallRun, tmp_path: Path) -> None:
+    """Built and installed apart from the checkout, run from a folder outside it: the whole
+    pipeline, so every stage's imports and the package's data files (defaults, template)."""
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
         check=True,
@@ -272,7 +273,10 @@ def test_an_installed_wheel_alone_runs_the_jobs(tmp_path: Path) -> None:
         capture_output=True,
     )
     elsewhere.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(site)}
+    # Spark's settings come from the environment, as for any pyspark program: Spark's default
+    # of 200 shuffle partitions on 5,000 rows would make this a 3-minute test.
+    submit_args = "--master local[2] --conf spark.sql.shuffle.partitions=2 pyspark-shell"
+    env = {**os.environ, "PYTHONPATH": str(site), "PYSPARK_SUBMIT_ARGS": submit_args}
     env.pop("PYSPARK_PYTHON", None)
 
     def job(*args: str) -> subprocess.CompletedProcess[str]:
@@ -294,11 +298,10 @@ def test_an_installed_wheel_alone_runs_the_jobs(tmp_path: Path) -> None:
         check=True,
     )
     assert imported.stdout.strip().startswith(str(site))
-    generated = job("generate", "--output", "raw", "--set", "generator.rows=3000")
-    assert generated.returncode == 0, generated.stderr[-2000:]
-    small_catalogue = ["drivers.early_sales=3", "drivers.min_products=20", "drivers.trees=10"]
-    overrides = [arg for key in small_catalogue for arg in ("--set", key)]
-    ran = job("pipeline", "--input", "raw", "--output", "out", *overrides)
+    # The small run's settings, and fewer k: the test is about what the wheel holds.
+    lighter = [*SMALL_CATALOGUE, "clusters.k_max=3"]
+    overrides = [arg for key in lighter for arg in ("--set", key)]
+    ran = job("pipeline", "--input", str(small_run.raw), "--output", "out", *overrides)
     assert ran.returncode == 0, ran.stderr[-2000:]
     manifest = json.loads((elsewhere / "out" / "manifest.json").read_text())
     assert manifest["stages"]["pipeline"]["status"] == "succeeded"

@@ -24,11 +24,10 @@ from hotmart_spark.stages import stage as stages
 from hotmart_spark.stages import validate
 from hotmart_spark.tables import SUCCESS_MARKER, persisted
 from hotmart_spark.threads import Pool
-from tests.conftest import SmallRun
+from tests.conftest import SMALL_CATALOGUE, SmallRun
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = [stage.name for stage in pipeline.STAGES]
-SMALL_CATALOGUE = ["drivers.early_sales=3", "drivers.min_products=20", "drivers.trees=10"]
 
 
 def tables(root: Path) -> list[str]:
