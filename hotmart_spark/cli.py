@@ -117,12 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in JOBS:
         jobs = "\n".join(f"  {name:<11} {what}" for name, (_, what) in JOBS.items())
-        given = f"unknown job '{args[0]}'; " if args and not args[0].startswith("-") else ""
+        asked = args[:1] in (["-h"], ["--help"])
+        given = f"unknown job '{args[0]}'; " if args and not asked else ""
         print(
             f"usage: python -m hotmart_spark <job> [--help | options]\n{given}jobs:\n{jobs}",
-            file=sys.stderr,
+            file=sys.stdout if asked else sys.stderr,
         )
-        return EXIT_USER_ERROR
+        return 0 if asked else EXIT_USER_ERROR
     # Local executors then run the interpreter of the installation the job came from
     # (spark-submit.sh sets its own).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

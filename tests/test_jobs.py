@@ -254,6 +254,10 @@ def test_the_module_names_its_jobs_when_none_is_given(capsys: pytest.CaptureFixt
     err = capsys.readouterr().err
     assert "unknown job 'nope'" in err
     assert all(f"  {name} " in err for name in cli.JOBS)
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m hotmart_spark <job>")
+    assert "unknown job" not in out
 
 
 @pytest.mark.submit

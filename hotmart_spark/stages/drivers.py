@@ -53,24 +53,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     write(spark.createDataFrame([model], drivers.MODEL_SCHEMA), config, "marts/product_model")
     effects = [e.as_dict() for e in analysis.effects]
     write(spark.createDataFrame(effects, drivers.EFFECT_SCHEMA), config, "marts/product_effects")
-
-    insights = {
-        "value_unit": scale.unit,
-        "early_sales": settings.early_sales,
-        "features": [
-            {
-                "feature": r["feature"],
-                "spearman": drivers.nan_to_none(r["spearman"]),
-                "importance": drivers.nan_to_none(r["permutation_importance"]),
-                "importance_sd": drivers.nan_to_none(r["permutation_importance_sd"]),
-            }
-            for r in analysis.importance.to_dict("records")
-        ],
-        "model": model,
-        "effect": effects[0],
-        "effects": effects,
-        "observational": True,
-    }
+    insights = drivers_insights(analysis, effects, scale.unit, settings.early_sales)
     publish_insights(config, "drivers", insights)
     record_in_manifest(
         config,
@@ -106,6 +89,30 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         )
     log.info("drivers written under %s/marts in %.1f s", output_root(config), time.time() - started)
     return insights
+
+
+def drivers_insights(
+    analysis: drivers.Analysis, effects: list[dict[str, Any]], unit: str, early_sales: int
+) -> dict[str, Any]:
+    """Q4's headline numbers: each feature's correlation and importance (most important
+    first), the model against its baseline, and the programme's effect by each estimator."""
+    return {
+        "value_unit": unit,
+        "early_sales": early_sales,
+        "features": [
+            {
+                "feature": r["feature"],
+                "spearman": drivers.nan_to_none(r["spearman"]),
+                "importance": drivers.nan_to_none(r["permutation_importance"]),
+                "importance_sd": drivers.nan_to_none(r["permutation_importance_sd"]),
+            }
+            for r in analysis.importance.to_dict("records")
+        ],
+        "model": analysis.model,
+        "effect": effects[0],
+        "effects": effects,
+        "observational": True,
+    }
 
 
 STAGE = Stage("drivers", reads=("clean",), run=run)

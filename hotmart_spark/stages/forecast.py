@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pandas as pd
-from pyspark.sql import SparkSession
+from pyspark.sql import Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType, StructField, StructType, TimestampType
 
@@ -83,32 +83,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     for name, (table, schema) in tables.items():
         write(spark.createDataFrame(table, schema), config, f"marts/{name}")
 
-    ahead = months[months["kind"] == "forecast"]
-    insights = {
-        "value_unit": config.value.unit,
-        "last_complete_month": str(series.last_complete_month),
-        "model": result.chosen,
-        "model_spec": result.forecasts[result.chosen].spec,
-        "months": ahead.drop(columns=["kind", "model"]).to_dict("records"),
-        "backtest": backtest[backtest["horizon"] == "all"]
-        .drop(columns=["horizon", "chosen"])
-        .to_dict("records"),
-        "backtest_origins": sorted(result.errors["origin"].unique().tolist()),
-        "improvement_over_baselines": fc.improvement_over_baselines(result),
-        "flagged_days": [
-            {
-                "day": r["day"].isoformat(),
-                "rows_quarantined": r["rows_quarantined"],
-                "quarantined_share": r["quarantined_share"],
-                "rows_by_rule": r["rows_by_rule"],
-            }
-            for r in flagged
-        ],
-        "zero_days": [str(d) for d in series.zero_days],
-        "unused_days": len(series.unused_days),
-        "notes": result.notes,
-        "fit_seconds": round(result.fit_seconds, 2),
-    }
+    insights = forecast_insights(result, series, months, backtest, flagged, config.value.unit)
     publish_insights(config, "forecast", insights)
     record_in_manifest(
         config,
@@ -140,6 +115,44 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     for note in result.notes:
         log.info("note: %s", note)
     return insights
+
+
+def forecast_insights(
+    result: fc.ForecastResult,
+    series: fc.DailySeries,
+    months: pd.DataFrame,
+    backtest: pd.DataFrame,
+    flagged: list[Row],
+    unit: str,
+) -> dict[str, Any]:
+    """Q5's headline numbers: the months ahead with their intervals, every model's backtest,
+    and what the series left out or flagged."""
+    ahead = months[months["kind"] == "forecast"]
+    return {
+        "value_unit": unit,
+        "last_complete_month": str(series.last_complete_month),
+        "model": result.chosen,
+        "model_spec": result.forecasts[result.chosen].spec,
+        "months": ahead.drop(columns=["kind", "model"]).to_dict("records"),
+        "backtest": backtest[backtest["horizon"] == "all"]
+        .drop(columns=["horizon", "chosen"])
+        .to_dict("records"),
+        "backtest_origins": sorted(result.errors["origin"].unique().tolist()),
+        "improvement_over_baselines": fc.improvement_over_baselines(result),
+        "flagged_days": [
+            {
+                "day": r["day"].isoformat(),
+                "rows_quarantined": r["rows_quarantined"],
+                "quarantined_share": r["quarantined_share"],
+                "rows_by_rule": r["rows_by_rule"],
+            }
+            for r in flagged
+        ],
+        "zero_days": [str(d) for d in series.zero_days],
+        "unused_days": len(series.unused_days),
+        "notes": result.notes,
+        "fit_seconds": round(result.fit_seconds, 2),
+    }
 
 
 STAGE = Stage("forecast", reads=("quarantine", "marts/daily_revenue"), run=run)

@@ -49,17 +49,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
             buyer_rfm = read(spark, out, "marts/buyer_rfm")
             write(rfm.segment_summary(buyer_rfm, purchases), config, "marts/rfm_segments")
         clustered = clusters_done.result()
-    summary = read(spark, out, "marts/rfm_segments").orderBy(F.desc("value")).collect()
-    segments = [
-        {
-            "segment": r["segment"],
-            "buyers": r["buyers"],
-            "buyer_share": r["buyer_share"],
-            "value_share": r["value_share"],
-            "top_categories": list(r["top_categories"] or []),
-        }
-        for r in summary
-    ]
+    segments = rfm_insights(spark, out)
     publish_insights(
         config,
         "segments",
@@ -101,6 +91,21 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
             100 * c["value_share"],
         )
     return {"reference_day": reference, "cuts": cuts, "rfm": segments, **clustered}
+
+
+def rfm_insights(spark: SparkSession, out: str) -> list[dict[str, Any]]:
+    """Q3's buyer segments, most value first: size, shares and their top categories."""
+    summary = read(spark, out, "marts/rfm_segments").orderBy(F.desc("value")).collect()
+    return [
+        {
+            "segment": r["segment"],
+            "buyers": r["buyers"],
+            "buyer_share": r["buyer_share"],
+            "value_share": r["value_share"],
+            "top_categories": list(r["top_categories"] or []),
+        }
+        for r in summary
+    ]
 
 
 def producer_clusters(spark: SparkSession, purchases: DataFrame, config: Config) -> dict[str, Any]:

@@ -73,22 +73,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         "timings": timings,
     }
     manifest = record_in_manifest(config, "validate", record)
-    publish_insights(
-        config,
-        "run",
-        {
-            "rows_in": counts["rows_in"],
-            "rows_clean": counts["rows_clean"],
-            "rows_quarantined": counts["rows_quarantined"],
-            "quarantine_by_rule": counts["quarantine_by_rule"],
-            "warnings_by_rule": counts["warnings_by_rule"],
-            "value_unit": config.value.unit,
-            "z_min": counts["z_min"],
-            "period_start": config.period.start.isoformat(),
-            "period_end": config.period.end.isoformat(),
-            "synthetic": generate.is_generated(source),
-        },
-    )
+    publish_insights(config, "run", run_insights(counts, config, generate.is_generated(source)))
     log.info(
         "rows in %d = clean %d + quarantined %d; z_min %s",
         counts["rows_in"],
@@ -101,6 +86,23 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
             log.info("%s %-36s %d", kind.split("_")[0], rule, n)
     log.info("manifest: %s", manifest)
     return record
+
+
+def run_insights(counts: dict[str, Any], config: Config, synthetic: bool) -> dict[str, Any]:
+    """What the report says of the data: rows in, clean and quarantined (by rule), the value
+    unit and the period."""
+    return {
+        "rows_in": counts["rows_in"],
+        "rows_clean": counts["rows_clean"],
+        "rows_quarantined": counts["rows_quarantined"],
+        "quarantine_by_rule": counts["quarantine_by_rule"],
+        "warnings_by_rule": counts["warnings_by_rule"],
+        "value_unit": config.value.unit,
+        "z_min": counts["z_min"],
+        "period_start": config.period.start.isoformat(),
+        "period_end": config.period.end.isoformat(),
+        "synthetic": synthetic,
+    }
 
 
 STAGE = Stage("validate", reads=(), run=run)
