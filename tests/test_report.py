@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
-from hotmart_spark.report import story
+from hotmart_spark.report import charts, story
 from hotmart_spark.report.page import MARTS, QUESTIONS
 from hotmart_spark.transforms.ranking import top_count
 from tests.conftest import SmallRun
@@ -237,3 +237,12 @@ def test_drivers_sentence_when_nothing_could_be_estimated() -> None:
         "drivers.min_products (100). The affiliate programme's effect could not be estimated "
         "(not estimable on these 30 products: 30 with and 0 without the programme)."
     )
+
+
+def test_the_pareto_curve_is_drawn_in_order_whatever_the_marts_row_order() -> None:
+    """The mart's rows come back in any order; the line must not zigzag through them."""
+    shares = [0.0, 0.1, 0.2, 0.5, 1.0]
+    curve = pd.DataFrame({"producer_share": shares, "revenue_share": [0.0, 0.6, 0.8, 0.95, 1.0]})
+    tops = {0.1: 0.6, 0.2: 0.8}
+    shuffled = curve.iloc[[3, 0, 4, 1, 2]]
+    assert charts.pareto(shuffled, tops) == charts.pareto(curve, tops)

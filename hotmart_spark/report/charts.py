@@ -60,6 +60,8 @@ def png(fig: Figure) -> bytes:
 
 def pareto(curve: pd.DataFrame, top_shares: dict[float, float]) -> bytes:
     """Share of value against share of producers, from the biggest down, with the top cuts."""
+    # The mart's rows come in no particular order; a line drawn through them unsorted zigzags.
+    curve = curve.sort_values("producer_share")
     with figure(7.5, 4.6) as fig:
         ax = fig.axes[0]
         ax.plot(curve["producer_share"], curve["revenue_share"], color=MAIN, lw=2.2)
