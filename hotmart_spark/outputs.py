@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pyspark.sql.types import StructType
+
 from hotmart_spark import schema
 
 
@@ -19,6 +21,9 @@ class Output:
     # Summaries whose size does not grow with purchases are written as one file; the
     # others as the shuffle leaves them.
     one_file: bool = True
+    # Read with this schema rather than the files': a table with no rows (a clean input
+    # has an empty quarantine) has no data file to read a schema from.
+    columns: StructType | None = None
 
     @property
     def is_table(self) -> bool:
@@ -26,13 +31,19 @@ class Output:
 
 
 INSIGHTS_PREFIX = "insights/"
-_BY_PURCHASE = {"partitioned_by": schema.PURCHASE_MONTH, "one_file": False}
+_BY_MONTH = {"partitioned_by": schema.PURCHASE_MONTH, "one_file": False}
 
 OUTPUTS: dict[str, Output] = {
     o.name: o
     for o in (
-        Output("clean", "validate", "clean purchase", **_BY_PURCHASE),
-        Output("quarantine", "validate", "quarantined row, with its reasons", **_BY_PURCHASE),
+        Output("clean", "validate", "clean purchase", **_BY_MONTH, columns=schema.CLEAN_SCHEMA),
+        Output(
+            "quarantine",
+            "validate",
+            "quarantined row, with its reasons",
+            **_BY_MONTH,
+            columns=schema.QUARANTINE_SCHEMA,
+        ),
         Output(f"{INSIGHTS_PREFIX}run", "validate", "rows in, clean, quarantined; the value unit"),
         Output("marts/daily_revenue", "aggregates", "day", one_file=False),
         Output("marts/monthly_revenue", "aggregates", "month"),

@@ -81,3 +81,13 @@ CLEAN_SCHEMA = StructType(
     + [StructField(WARNINGS, ArrayType(StringType(), containsNull=False))]
     + [StructField(PURCHASE_MONTH, StringType())]
 )
+
+# The quarantine table: every loaded column, the rules each row breaks, its month.
+QUARANTINE_SCHEMA = StructType(
+    [
+        *LOADED_SCHEMA.fields,
+        StructField(REASONS, ArrayType(StringType(), containsNull=False)),
+        StructField(WARNINGS, ArrayType(StringType(), containsNull=False)),
+        StructField(PURCHASE_MONTH, StringType()),
+    ]
+)

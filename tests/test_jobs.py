@@ -10,14 +10,17 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from hotmart_spark import cli
+from hotmart_spark import cli, pipeline
+from hotmart_spark import schema as s
 from hotmart_spark.analysis import drivers
 from hotmart_spark.config import load_config
 from hotmart_spark.errors import UserError
 from hotmart_spark.stages import aggregates as aggregates_job
 from hotmart_spark.stages import forecast as forecast_job
+from hotmart_spark.stages import generate as generate_job
+from hotmart_spark.stages import stage as stages
 from hotmart_spark.stages import validate as validate_job
-from tests.conftest import HEADER, SMALL_CATALOGUE, SmallRun
+from tests.conftest import HEADER, SMALL_CATALOGUE, SmallRun, loaded, purchase
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -209,6 +212,43 @@ def test_aggregates_without_a_clean_table(spark: SparkSession, tmp_path: Path) -
     config = load_config(overrides=[f"paths.input={tmp_path}", f"paths.output={tmp_path}"])
     with pytest.raises(UserError, match="no clean table under"):
         aggregates_job.run(spark, config)
+
+
+def test_a_file_without_a_bad_row_validates(spark: SparkSession, tmp_path: Path) -> None:
+    """An empty quarantine is a normal outcome: written with its columns, read back empty."""
+    source, out = tmp_path / "in", tmp_path / "out"
+    rows = loaded(spark, [purchase(i) for i in (1, 2, 3)])
+    rows.drop(s.SOURCE_FILE, s.RAW_LINE).write.parquet(str(source))
+    record = validate_job.run(
+        spark, load_config(overrides=[f"paths.input={source}", f"paths.output={out}"])
+    )
+    assert (record["rows_in"], record["rows_clean"], record["rows_quarantined"]) == (3, 3, 0)
+    quarantine = stages.read(spark, str(out), "quarantine")
+    assert quarantine.columns == s.QUARANTINE_SCHEMA.fieldNames()
+    assert quarantine.isEmpty()
+    assert sorted(r[s.PURCHASE_ID] for r in stages.read(spark, str(out), "clean").collect()) == [
+        1,
+        2,
+        3,
+    ]
+
+
+def test_a_clean_export_runs_the_whole_pipeline(spark: SparkSession, tmp_path: Path) -> None:
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    generate_job.run(
+        spark,
+        load_config(
+            overrides=[f"paths.output={raw}", "generator.rows=3000", "generator.defects=0"]
+        ),
+    )
+    config = load_config(overrides=[f"paths.input={raw}", f"paths.output={out}", *SMALL_CATALOGUE])
+    record = pipeline.run(spark, config)
+    validated = next(r for r in record["stages"] if r["stage"] == "validate")
+    assert validated["tables"]["quarantine"] == 0
+    assert validated["tables"]["clean"] == 3000
+    forecast = json.loads((out / "report" / "insights.json").read_text())["forecast"]
+    assert forecast["flagged_days"] == []
+    assert (out / "report" / "report.html").is_file()
 
 
 def test_header_only_input_has_no_rows(spark: SparkSession, tmp_path: Path) -> None:

@@ -66,9 +66,10 @@ def write(df: DataFrame, config: Config, name: str, only_partitions: bool = Fals
 
 
 def read(spark: SparkSession, root: str, name: str, columns: StructType | None = None) -> DataFrame:
-    """The output table `name` under an output root, complete, or one line naming the job
-    that writes it."""
-    return tables.read_table(spark, root, name, outputs.OUTPUTS[name].stage, columns)
+    """The output table `name` under an output root (`columns` of it, or every column),
+    complete, or one line naming the job that writes it."""
+    output = outputs.OUTPUTS[name]
+    return tables.read_table(spark, root, name, output.stage, columns or output.columns)
 
 
 def publish_insights(config: Config, section: str, numbers: Mapping[str, Any]) -> None:
