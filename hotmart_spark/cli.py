@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from hotmart_spark.config import Config, load_config
 from hotmart_spark.errors import UserError
+from hotmart_spark.filesystem import is_local, local_path
 from hotmart_spark.session import build_session
 from hotmart_spark.threads import Pool
 
@@ -71,7 +72,11 @@ def job_config(argv: Sequence[str] | None, description: str) -> Config:
         overrides.append(f"input.from_month={args.from_month}")
     if args.to_month:
         overrides.append(f"input.to_month={args.to_month}")
-    return load_config(args.config, overrides)
+    config = load_config(args.config, overrides)
+    out = config.paths.output
+    if is_local(out) and local_path(out).is_file():
+        raise UserError(f"--output {out} is a file: name a folder for the run's outputs")
+    return config
 
 
 def run_job(name: str, argv: Sequence[str] | None = None) -> int:

@@ -131,3 +131,13 @@ def test_a_month_range_must_run_forwards() -> None:
     with pytest.raises(UserError, match=r"'input\.from_month' is after input\.to_month"):
         load_config(overrides=["input.from_month=2016-05", "input.to_month=2016-02"])
     assert load_config(overrides=["input.from_month=2016-02", "input.to_month=2016-02"])
+
+
+def test_an_output_that_is_a_file_ends_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    taken = tmp_path / "report.txt"
+    taken.write_text("not a folder", encoding="utf-8")
+    assert run_job("validate", argv=["--output", str(taken)]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --output {taken} is a file: name a folder for the run's outputs"]
