@@ -94,6 +94,7 @@ class ValueConfig:
 @dataclass(frozen=True)
 class QualityConfig:
     placeholder_burst_min_rows: int
+    max_abs_z: float
     actions: dict[str, str]
 
 
@@ -297,6 +298,8 @@ def _check(config: Config) -> None:
         fail("input.from_month", "is after input.to_month")
     if config.period.start > config.period.end:
         fail("period.start", f"({config.period.start}) is after period.end ({config.period.end})")
+    if not config.quality.max_abs_z > 0:
+        fail("quality.max_abs_z", "must be > 0")
     if config.value.std < 0:
         fail("value.std", "must be >= 0 (0 means relative value units)")
     if not 0 <= config.value.platform_fee_rate <= 1:

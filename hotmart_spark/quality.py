@@ -21,6 +21,7 @@ RULE_NAMES: tuple[str, ...] = (
     "direct_sale_with_commission",
     "affiliate_sale_without_commission",
     "placeholder_burst",
+    "value_out_of_range",
 )
 
 # Per-row facts that depend on other rows, added before the rules are evaluated.
@@ -34,7 +35,7 @@ class Rule:
     broken: Column
 
 
-def rules(period_start: dt.date, period_end: dt.date) -> list[Rule]:
+def rules(period_start: dt.date, period_end: dt.date, max_abs_z: float) -> list[Rule]:
     """Every validation rule, in RULE_NAMES order; each is true where a row breaks it."""
     malformed = F.col(s.RAW_LINE).isNotNull()
     commission = F.col(s.COMMISSION)
@@ -52,6 +53,9 @@ def rules(period_start: dt.date, period_end: dt.date) -> list[Rule]:
         Rule("direct_sale_with_commission", direct & (commission > 0)),
         Rule("affiliate_sale_without_commission", ~direct & (commission == 0)),
         Rule("placeholder_burst", F.col(IN_BURST)),
+        # No price is that far from the mean (the sample's largest is 124.6 sd), and an
+        # infinite one turns every sum it enters into Infinity or NaN.
+        Rule("value_out_of_range", F.abs(s.PURCHASE_VALUE) > F.lit(max_abs_z)),
     ]
     # The other rules read parsed fields, which a malformed line does not have.
     return [Rule("malformed", malformed)] + [
@@ -85,10 +89,11 @@ def flag(
     period_start: dt.date,
     period_end: dt.date,
     burst_min_rows: int,
+    max_abs_z: float,
     actions: Mapping[str, str],
 ) -> DataFrame:
     """Loaded purchases plus `reasons` (quarantine rules broken), `warnings` and purchase_month."""
-    checked = rules(period_start, period_end)
+    checked = rules(period_start, period_end, max_abs_z)
 
     def broken_names(action: str) -> Column:
         names = [F.when(r.broken, F.lit(r.name)) for r in checked if actions[r.name] == action]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import platform
 import threading
 from collections.abc import Mapping
@@ -47,9 +48,22 @@ def merge_json(
         node[keys[-1]] = value
         document.update(extra or {})
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
+        text = json.dumps(finite(document), indent=2, sort_keys=True, default=str, allow_nan=False)
+        text += "\n"
         write_atomically(path, text.encode("utf-8"))
     return path
+
+
+def finite(value: Any) -> Any:
+    """value with every NaN or infinite float as None: strict JSON parsers reject the bare
+    NaN and Infinity Python writes, and a number that is not finite is not defined."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
 
 
 def local_root(output_root: str) -> Path:

@@ -465,3 +465,15 @@ def test_the_drivers_classes_are_archived_by_the_first_successful_pipeline_run(
         assert later.returncode == 0
         assert f"-XX:SharedArchiveFile={made[0]}" in later.stdout
     assert list(archives.iterdir()) == made
+
+
+def test_records_are_strict_json(tmp_path: Path) -> None:
+    """A number that is not finite is written as null: bare NaN and Infinity are not JSON."""
+    records.update_insights(
+        str(tmp_path),
+        "forecast",
+        {"mase": float("nan"), "months": [{"hi95": float("inf")}], "mae": 2.5, "n": 3},
+    )
+    text = (tmp_path / "report" / "insights.json").read_text()
+    strict = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert strict["forecast"] == {"mase": None, "months": [{"hi95": None}], "mae": 2.5, "n": 3}

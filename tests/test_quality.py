@@ -12,6 +12,7 @@ from tests.conftest import loaded, purchase
 
 START, END = dt.date(2016, 1, 1), dt.date(2016, 6, 30)
 ALL_QUARANTINE = dict.fromkeys(quality.RULE_NAMES, "quarantine")
+MAX_ABS_Z = 10_000.0
 DEFAULT_ACTIONS = {**ALL_QUARANTINE, "affiliate_sale_without_commission": "warn"}
 
 
@@ -21,7 +22,9 @@ def flagged(
     burst_min_rows: int = 100,
     actions: dict[str, str] | None = None,
 ) -> DataFrame:
-    return quality.flag(loaded(spark, rows), START, END, burst_min_rows, actions or DEFAULT_ACTIONS)
+    return quality.flag(
+        loaded(spark, rows), START, END, burst_min_rows, MAX_ABS_Z, actions or DEFAULT_ACTIONS
+    )
 
 
 def outcome(df: DataFrame) -> dict[int, tuple[list[str], list[str]]]:
@@ -44,6 +47,10 @@ def test_each_rule_on_a_row_that_breaks_it(spark: SparkSession) -> None:
         purchase(8, **{s.COMMISSION: 25.0}),  # direct sale (affiliate = producer) with commission
         purchase(9, **{s.AFFILIATE_ID: 8, s.COMMISSION: 0.0}),  # affiliate sale at 0%: a warning
         purchase(10, **{s.RAW_LINE: "10,oops"}),
+        purchase(11, **{s.PURCHASE_VALUE: 1e308}),
+        purchase(12, **{s.PURCHASE_VALUE: float("-inf")}),
+        purchase(13, **{s.PURCHASE_VALUE: -10_000.5}),
+        purchase(14, **{s.PURCHASE_VALUE: 10_000.0}),  # at the bound: a price still
     ]
     assert outcome(flagged(spark, rows)) == {
         1: (["required_null"], []),
@@ -56,6 +63,10 @@ def test_each_rule_on_a_row_that_breaks_it(spark: SparkSession) -> None:
         8: (["direct_sale_with_commission"], []),
         9: ([], ["affiliate_sale_without_commission"]),
         10: (["malformed"], []),
+        11: (["value_out_of_range"], []),
+        12: (["value_out_of_range"], []),
+        13: (["value_out_of_range"], []),
+        14: ([], []),
     }
 
 

@@ -37,6 +37,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         config.period.start,
         config.period.end,
         config.quality.placeholder_burst_min_rows,
+        config.quality.max_abs_z,
         config.quality.actions,
     )
     with persisted(flagged) as flagged:
