@@ -9,10 +9,8 @@ from typing import Any
 import pandas as pd
 from pyspark.sql import Row, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, StringType, StructField, StructType, TimestampType
 
 from hotmart_spark import quality
-from hotmart_spark import schema as s
 from hotmart_spark.analysis import forecast as fc
 from hotmart_spark.config import Config
 from hotmart_spark.stages.stage import (
@@ -27,14 +25,6 @@ from hotmart_spark.stages.stage import (
 log = logging.getLogger("hotmart_spark.forecast")
 
 SERIES_DECIMALS = 6
-# The quarantine's columns the flagged days need. A run without quarantined rows leaves a
-# table with no data file, so the schema is given.
-QUARANTINE_COLUMNS = StructType(
-    [
-        StructField(s.PURCHASE_DATE, TimestampType()),
-        StructField(s.REASONS, ArrayType(StringType())),
-    ]
-)
 
 
 def run(spark: SparkSession, config: Config) -> dict[str, Any]:
@@ -55,7 +45,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     result = fc.forecast_revenue(series, config.forecast)
     write(
         quality.flag_quarantined_days(
-            quality.quarantined_days(read(spark, root, "quarantine", QUARANTINE_COLUMNS)),
+            quality.quarantined_days(read(spark, root, "quarantine")),
             daily_mart,
             series.values.index[0].date(),
             series.values.index[-1].date(),

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import StructType
 
 from hotmart_spark import outputs, records, tables
 from hotmart_spark.config import Config
@@ -65,11 +64,11 @@ def write(df: DataFrame, config: Config, name: str, only_partitions: bool = Fals
     return written.rows
 
 
-def read(spark: SparkSession, root: str, name: str, columns: StructType | None = None) -> DataFrame:
-    """The output table `name` under an output root (`columns` of it, or every column),
-    complete, or one line naming the job that writes it."""
+def read(spark: SparkSession, root: str, name: str) -> DataFrame:
+    """The output table `name` under an output root, complete, or one line naming the job
+    that writes it."""
     output = outputs.OUTPUTS[name]
-    return tables.read_table(spark, root, name, output.stage, columns or output.columns)
+    return tables.read_table(spark, root, name, output.stage, output.columns)
 
 
 def publish_insights(config: Config, section: str, numbers: Mapping[str, Any]) -> None:
