@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from hotmart_spark import runs
 from hotmart_spark.config import Config, load_config
 from hotmart_spark.errors import UserError
 from hotmart_spark.filesystem import is_local, local_path
@@ -22,6 +23,10 @@ log = logging.getLogger("hotmart_spark")
 
 EXIT_FAILURE = 1
 EXIT_USER_ERROR = 2
+# The run succeeded and published its outputs, but its data failed a quality gate.
+EXIT_QUALITY_GATE = 3
+# Another run holds the output root: try again later.
+EXIT_OUTPUT_ROOT_BUSY = 4
 DEBUG_ENV = "HOTMART_SPARK_DEBUG"
 # Each job's module (whose run(spark, config) it calls) and what it does.
 JOBS: dict[str, tuple[str, str]] = {
@@ -38,6 +43,8 @@ JOBS: dict[str, tuple[str, str]] = {
     "pipeline": ("hotmart_spark.pipeline", "validate to report in one Spark session"),
     "load_mysql": ("hotmart_spark.stages.load_mysql", "load an export into a MySQL table"),
 }
+# Jobs that write somewhere else than an output root (raw files, a database).
+NOT_ON_AN_OUTPUT_ROOT = ("generate", "load_mysql")
 
 
 def job_config(argv: Sequence[str] | None, description: str) -> Config:
@@ -98,9 +105,22 @@ def run_job(name: str, argv: Sequence[str] | None = None) -> int:
             spark = build_session(f"hotmart-spark-{name}")
             job = imported.result()
         try:
-            job.run(spark, config)
+            if name in NOT_ON_AN_OUTPUT_ROOT:
+                job.run(spark, config)
+                return 0
+            details = {"input": config.paths.input, "output": config.paths.output}
+            with runs.output_run(
+                config.paths.output, name, spark.sparkContext.applicationId, details
+            ) as run:
+                job.run(spark, config)
         finally:
             spark.stop()
+        if run.gate_failures:
+            print(f"error: {'; '.join(run.gate_failures)}", file=sys.stderr)
+            return EXIT_QUALITY_GATE
+    except runs.OutputRootBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_OUTPUT_ROOT_BUSY
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

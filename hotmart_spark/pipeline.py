@@ -47,11 +47,8 @@ def run(spark: SparkSession, config: Config, stages: tuple[Stage, ...] = STAGES)
         "input": config.paths.input,
         "months": {"from": config.input.from_month or None, "to": config.input.to_month or None},
         "concurrent_stages": config.pipeline.concurrent_stages,
-        "status": "running",
         "stages": [],
     }
-    # A run killed before its end leaves this record saying so.
-    record_in_manifest(config, "pipeline", record)
     writer = {name: stage.name for stage in stages for name in stage.writes}
     # Per stage started, the outputs it has written so far (name -> rows).
     writing: dict[str, dict[str, int]] = {}
@@ -108,13 +105,9 @@ def run(spark: SparkSession, config: Config, stages: tuple[Stage, ...] = STAGES)
     if failed:
         # With several failures, the earliest stage's is the one to report.
         name = next(s.name for s in stages if s.name in failed)
-        exc = failed[name]
-        record["status"] = "failed"
         record["failed_stage"] = name
-        record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
         record_in_manifest(config, "pipeline", record)
-        raise exc
-    record["status"] = "succeeded"
+        raise failed[name]
     record_in_manifest(config, "pipeline", record)
     log.info("pipeline done in %.1f s; manifest: %s/manifest.json", record["total_s"], out)
     return record

@@ -1,9 +1,8 @@
-"""The run's records beside its tables: manifest.json (what each stage read, counted and took)
-and report/insights.json (every headline number, under stable keys)."""
+"""The records beside the tables: manifest.json (each run: what its stages read, counted and
+took) and report/insights.json (every headline number, under stable keys), as strict JSON."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import platform
@@ -19,7 +18,8 @@ from hotmart_spark.errors import UserError
 from hotmart_spark.filesystem import is_local, local_path, write_atomically
 
 MANIFEST = "manifest.json"
-INSIGHTS = "report/insights.json"
+INSIGHTS_FILE = "insights.json"
+INSIGHTS = f"report/{INSIGHTS_FILE}"
 # Stages running at the same time update the same manifest and insights files.
 _JSON_LOCK = threading.Lock()
 
@@ -32,25 +32,32 @@ def versions() -> dict[str, str]:
     }
 
 
-def merge_json(
-    path: Path, keys: tuple[str, ...], value: Any, extra: Mapping[str, Any] | None = None
-) -> Path:
-    """Set the entry at the key path (and top-level `extra` keys) in the JSON object at path,
-    keeping everything else, and write it atomically."""
+def merge_json(path: Path, keys: tuple[str, ...], value: Any) -> Path:
+    """Set the entry at the key path in the JSON object at path, keeping everything else,
+    and write it atomically."""
     # Read, change and write under one lock: a stage's update must not undo another's.
     with _JSON_LOCK:
-        document: dict[str, Any] = {}
-        if path.exists():
-            document = json.loads(path.read_text(encoding="utf-8"))
+        document = read_json(path)
         node = document
         for key in keys[:-1]:
             node = node.setdefault(key, {})
         node[keys[-1]] = value
-        document.update(extra or {})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(finite(document), indent=2, sort_keys=True, default=str, allow_nan=False)
-        text += "\n"
-        write_atomically(path, text.encode("utf-8"))
+        write_json(path, document)
+    return path
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in the file at path; empty when there is no such file."""
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_json(path: Path, document: Mapping[str, Any]) -> Path:
+    """document as strict JSON (see finite), replacing the file at path whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(finite(document), indent=2, sort_keys=True, default=str, allow_nan=False)
+    write_atomically(path, (text + "\n").encode("utf-8"))
     return path
 
 
@@ -73,27 +80,19 @@ def local_root(output_root: str) -> Path:
     return local_path(output_root)
 
 
-def update_manifest(output_root: str, stage: str, record: Mapping[str, Any]) -> Path:
-    """Record one stage's inputs, counts, parameters and timings in manifest.json."""
-    return merge_json(
-        local_root(output_root) / MANIFEST,
-        ("stages", stage),
-        dict(record),
-        {
-            "versions": versions(),
-            "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        },
-    )
+def read_manifest(root: Path) -> dict[str, Any]:
+    return read_json(root / MANIFEST)
 
 
-def update_insights(output_root: str, section: str, numbers: Mapping[str, Any]) -> Path:
-    """Set one section of report/insights.json, the report's headline numbers."""
-    return merge_json(local_root(output_root) / INSIGHTS, (section,), dict(numbers))
+def write_manifest(root: Path, manifest: Mapping[str, Any]) -> Path:
+    return write_json(root / MANIFEST, manifest)
 
 
-def read_insights(output_root: str) -> dict[str, Any]:
-    """insights.json under an output root; empty when no stage has written it yet."""
-    path = local_root(output_root) / INSIGHTS
-    if not path.is_file():
-        return {}
-    return json.loads(path.read_text(encoding="utf-8"))
+def update_insights(report_folder: Path, section: str, numbers: Mapping[str, Any]) -> Path:
+    """Set one section of insights.json, the report's headline numbers."""
+    return merge_json(report_folder / INSIGHTS_FILE, (section,), dict(numbers))
+
+
+def read_insights(report_folder: Path) -> dict[str, Any]:
+    """insights.json in a report folder; empty when no stage has written it yet."""
+    return read_json(report_folder / INSIGHTS_FILE)

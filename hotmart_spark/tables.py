@@ -4,8 +4,11 @@ by its own _SUCCESS, and read back only when complete."""
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyspark import StorageLevel
 from pyspark.errors import AnalysisException
@@ -18,6 +21,8 @@ from hotmart_spark.errors import UserError
 from hotmart_spark.filesystem import hadoop_filesystem, hadoop_path
 
 SUCCESS_MARKER = "_SUCCESS"
+# The partition Spark writes rows with a null partition value to.
+UNDATED = "__HIVE_DEFAULT_PARTITION__"
 
 # Columns with about one value per row. Parquet's dictionary encoding pays where values
 # repeat (products, producers, categories, devices); on these it hashes every value until the
@@ -78,14 +83,14 @@ def write_table(
 
 def read_table(
     spark: SparkSession,
+    path: str,
     root: str,
     table: str,
     written_by: str,
     columns: StructType | None = None,
 ) -> DataFrame:
-    """The table at `table` under an output root, or one line saying it is missing or
-    incomplete and which job (`written_by`) writes it."""
-    path = f"{root.rstrip('/')}/{table}"
+    """The table at path (`table` under an output root), or one line saying it is missing
+    or incomplete and which job (`written_by`) writes it."""
     reader = spark.read.schema(columns) if columns is not None else spark.read
     try:
         df = reader.parquet(path)
@@ -96,10 +101,29 @@ def read_table(
         ) from None
     if not hadoop_filesystem(spark, path).exists(hadoop_path(spark, f"{path}/{SUCCESS_MARKER}")):
         raise UserError(
-            f"the {table} table under {root} is incomplete (no {SUCCESS_MARKER}: a run stopped while "
-            f"writing it): re-run the {written_by} job"
+            f"the {table} table under {root} is incomplete (no {SUCCESS_MARKER}): re-run the "
+            f"{written_by} job"
         )
     return df
+
+
+def stage_other_partitions(published: Path, staged: Path, months: tuple[str, str]) -> None:
+    """Link into `staged` the partitions of the published table a month-range run keeps: the
+    months outside [months] (YYYY-MM, inclusive, "" for open). The range's months and the
+    undated partition are left out, so the run's rows replace them whole, also where it has
+    none."""
+    first, last = months
+    staged.mkdir(parents=True, exist_ok=True)
+    if not published.is_dir():
+        return
+    for partition in published.iterdir():
+        column, _, value = partition.name.partition("=")
+        if not partition.is_dir() or column != schema.PURCHASE_MONTH or value == UNDATED:
+            continue
+        if (first and value < first) or (last and value > last):
+            # Hard links: Parquet files are never changed, and the staged table is published
+            # by a rename, so the kept months cost neither a copy nor a Spark job.
+            shutil.copytree(partition, staged / partition.name, copy_function=os.link)
 
 
 @contextlib.contextmanager

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
+from hotmart_spark import runs
 from hotmart_spark import schema as s
 from hotmart_spark.config import Config, load_config
 from hotmart_spark.jdbc import DRIVER_JAR
@@ -54,6 +57,19 @@ def config() -> Config:
     return load_config()
 
 
+def run_stage(spark: SparkSession, job: ModuleType, config: Config) -> Any:
+    """A job module's run(spark, config) as run_job runs it: inside a run on its output root."""
+    name = job.__name__.rsplit(".", 1)[-1]
+    with runs.output_run(config.paths.output, name, spark.sparkContext.applicationId):
+        return job.run(spark, config)
+
+
+def newest_run(out: Path, job: str) -> dict[str, Any]:
+    """The manifest's record of the newest run of a job on an output root."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    return next(r for r in manifest["runs"] if r["job"] == job)
+
+
 @dataclass(frozen=True)
 class SmallRun:
     raw: Path
@@ -89,14 +105,16 @@ def small_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
             ]
         ),
     )
-    results["validate"] = validate.run(
-        spark, load_config(overrides=[f"paths.input={raw}", f"paths.output={out}"])
+    results["validate"] = run_stage(
+        spark, validate, load_config(overrides=[f"paths.input={raw}", f"paths.output={out}"])
     )
-    results["aggregates"] = aggregates.run(spark, load_config(overrides=stage))
-    results["segments"] = segments.run(spark, load_config(overrides=stage))
-    results["drivers"] = drivers.run(spark, load_config(overrides=[*stage, *SMALL_CATALOGUE]))
-    results["forecast"] = forecast.run(spark, load_config(overrides=stage))
-    results["report"] = report.run(spark, load_config(overrides=stage))
+    results["aggregates"] = run_stage(spark, aggregates, load_config(overrides=stage))
+    results["segments"] = run_stage(spark, segments, load_config(overrides=stage))
+    results["drivers"] = run_stage(
+        spark, drivers, load_config(overrides=[*stage, *SMALL_CATALOGUE])
+    )
+    results["forecast"] = run_stage(spark, forecast, load_config(overrides=stage))
+    results["report"] = run_stage(spark, report, load_config(overrides=stage))
     return SmallRun(raw, out, results)
 
 

@@ -22,6 +22,7 @@ from hotmart_spark import pipeline
 from hotmart_spark.config import load_config
 from hotmart_spark.stages import generate
 from hotmart_spark.tables import SUCCESS_MARKER
+from tests.conftest import run_stage
 from tests.test_pipeline import assert_same_table, tables
 
 pytestmark = pytest.mark.cluster
@@ -155,7 +156,7 @@ def local_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
         ),
     )
     paths = [f"paths.input={raw}", f"paths.output={out}"]
-    pipeline.run(spark, load_config(overrides=[*paths, *LIGHT]))
+    run_stage(spark, pipeline, load_config(overrides=[*paths, *LIGHT]))
     return raw, out
 
 
@@ -239,4 +240,4 @@ def test_the_pipeline_survives_a_worker_killed_mid_stage(
     assert running.wait(timeout=900) == 0, log_tail(out)
     assert_same_marts(spark, local, out)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["stages"]["pipeline"]["status"] == "succeeded"
+    assert manifest["runs"][0]["status"] == "succeeded"

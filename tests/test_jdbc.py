@@ -22,7 +22,7 @@ from hotmart_spark import schema as s
 from hotmart_spark.config import load_config
 from hotmart_spark.errors import UserError
 from hotmart_spark.stages import load_mysql, validate
-from tests.conftest import SmallRun
+from tests.conftest import SmallRun, run_stage
 
 PASSWORD = "Pw-never-logged-7c1e"
 USER = "hotmart"
@@ -110,7 +110,7 @@ def loaded_table(spark: SparkSession, server: Server, small_run: SmallRun) -> di
 
 def run_validate(spark: SparkSession, source: str, out: Path, *overrides: str) -> dict:
     config = load_config(overrides=[f"paths.input={source}", f"paths.output={out}", *overrides])
-    return validate.run(spark, config)
+    return run_stage(spark, validate, config)
 
 
 @pytest.mark.database
@@ -139,7 +139,7 @@ def test_the_table_reads_back_as_the_csv_did(
         ignore_nullable=True,
     )
     manifest = (out / "manifest.json").read_text()
-    described = json.loads(manifest)["stages"]["validate"]["input"]
+    described = json.loads(manifest)["runs"][0]["stages"]["validate"]["input"]
     assert described == {
         "path": f"jdbc:mysql://127.0.0.1:{server.port}/shop?table=sales_data",
         "format": "jdbc",

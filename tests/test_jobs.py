@@ -20,7 +20,15 @@ from hotmart_spark.stages import forecast as forecast_job
 from hotmart_spark.stages import generate as generate_job
 from hotmart_spark.stages import stage as stages
 from hotmart_spark.stages import validate as validate_job
-from tests.conftest import HEADER, SMALL_CATALOGUE, SmallRun, loaded, purchase
+from tests.conftest import (
+    HEADER,
+    SMALL_CATALOGUE,
+    SmallRun,
+    loaded,
+    newest_run,
+    purchase,
+    run_stage,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,12 +51,12 @@ def test_validate(spark: SparkSession, small_run: SmallRun) -> None:
     out, record = small_run.out, small_run.results["validate"]
     assert record["rows_in"] == record["rows_clean"] + record["rows_quarantined"]
     assert record["rows_quarantined"] > 0
-    manifest = json.loads((out / "manifest.json").read_text())
-    stage = manifest["stages"]["validate"]
+    run = newest_run(out, "validate")
+    stage = run["stages"]["validate"]
     assert stage["rows_in"] == record["rows_in"]
     assert stage["z_min"] == record["z_min"]
     assert stage["parameters"]["period"]["start"] == "2016-01-01"
-    assert set(manifest["versions"]) == {"hotmart_spark", "pyspark", "python"}
+    assert set(run["versions"]) == {"hotmart_spark", "pyspark", "python"}
     months = sorted(p.name for p in (out / "clean").glob("purchase_month=*"))
     assert months == [f"purchase_month=2016-0{m}" for m in range(1, 7)]
     assert spark.read.parquet(str(out / "clean")).count() == record["rows_clean"]
@@ -96,9 +104,7 @@ def test_aggregates(spark: SparkSession, small_run: SmallRun) -> None:
     clean_value = spark.read.parquet(str(out / "marts" / "daily_revenue")).agg({"value": "sum"})
     producer_value = spark.read.parquet(str(out / "marts" / "producers")).agg({"revenue": "sum"})
     assert clean_value.first()[0] == pytest.approx(producer_value.first()[0])
-    assert json.loads((out / "manifest.json").read_text())["stages"]["aggregates"][
-        "marts"
-    ] == sorted(result["marts"])
+    assert newest_run(out, "aggregates")["stages"]["aggregates"]["marts"] == sorted(result["marts"])
 
 
 def test_segments(spark: SparkSession, small_run: SmallRun) -> None:
@@ -211,7 +217,7 @@ def test_forecast(spark: SparkSession, small_run: SmallRun) -> None:
 def test_aggregates_without_a_clean_table(spark: SparkSession, tmp_path: Path) -> None:
     config = load_config(overrides=[f"paths.input={tmp_path}", f"paths.output={tmp_path}"])
     with pytest.raises(UserError, match="no clean table under"):
-        aggregates_job.run(spark, config)
+        run_stage(spark, aggregates_job, config)
 
 
 def test_a_file_without_a_bad_row_validates(spark: SparkSession, tmp_path: Path) -> None:
@@ -219,8 +225,8 @@ def test_a_file_without_a_bad_row_validates(spark: SparkSession, tmp_path: Path)
     source, out = tmp_path / "in", tmp_path / "out"
     rows = loaded(spark, [purchase(i) for i in (1, 2, 3)])
     rows.drop(s.SOURCE_FILE, s.RAW_LINE).write.parquet(str(source))
-    record = validate_job.run(
-        spark, load_config(overrides=[f"paths.input={source}", f"paths.output={out}"])
+    record = run_stage(
+        spark, validate_job, load_config(overrides=[f"paths.input={source}", f"paths.output={out}"])
     )
     assert (record["rows_in"], record["rows_clean"], record["rows_quarantined"]) == (3, 3, 0)
     quarantine = stages.read(spark, str(out), "quarantine")
@@ -242,7 +248,7 @@ def test_a_clean_export_runs_the_whole_pipeline(spark: SparkSession, tmp_path: P
         ),
     )
     config = load_config(overrides=[f"paths.input={raw}", f"paths.output={out}", *SMALL_CATALOGUE])
-    record = pipeline.run(spark, config)
+    record = run_stage(spark, pipeline, config)
     validated = next(r for r in record["stages"] if r["stage"] == "validate")
     assert validated["tables"]["quarantine"] == 0
     assert validated["tables"]["clean"] == 3000
@@ -256,7 +262,7 @@ def test_header_only_input_has_no_rows(spark: SparkSession, tmp_path: Path) -> N
     source.write_text(HEADER + "\n", encoding="utf-8")
     config = load_config(overrides=[f"paths.input={source}", f"paths.output={tmp_path / 'out'}"])
     with pytest.raises(UserError, match="input has no rows"):
-        validate_job.run(spark, config)
+        run_stage(spark, validate_job, config)
 
 
 def test_forecast_without_the_daily_mart(spark: SparkSession, tmp_path: Path) -> None:
@@ -264,7 +270,7 @@ def test_forecast_without_the_daily_mart(spark: SparkSession, tmp_path: Path) ->
     with pytest.raises(
         UserError, match=r"no marts/daily_revenue table under .*run the aggregates job first"
     ):
-        forecast_job.run(spark, config)
+        run_stage(spark, forecast_job, config)
 
 
 def test_numerical_libraries_run_on_one_thread_in_every_thread() -> None:
@@ -348,5 +354,5 @@ def test_an_installed_wheel_alone_runs_the_jobs(small_run: SmallRun, tmp_path: P
     ran = job("pipeline", "--input", str(small_run.raw), "--output", "out", *overrides)
     assert ran.returncode == 0, ran.stderr[-2000:]
     manifest = json.loads((elsewhere / "out" / "manifest.json").read_text())
-    assert manifest["stages"]["pipeline"]["status"] == "succeeded"
+    assert manifest["runs"][0]["status"] == "succeeded"
     assert (elsewhere / "out" / "report" / "report.html").is_file()

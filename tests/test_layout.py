@@ -16,7 +16,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("__init__", "errors", "schema", "warning_filters", "threads", "filesystem", "session"),
     ("quality", "config", "outputs"),
     ("inputs", "tables", "records", "transforms", "generate"),
-    ("jdbc",),
+    ("jdbc", "runs"),
     ("analysis",),
     ("report",),
     ("stages.stage",),

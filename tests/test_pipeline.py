@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -20,11 +21,12 @@ from pyspark.sql.types import DoubleType, MapType, StructField
 from hotmart_spark import pipeline, records, warning_filters
 from hotmart_spark.config import Config, load_config
 from hotmart_spark.errors import UserError
+from hotmart_spark.runs import output_run
 from hotmart_spark.stages import stage as stages
 from hotmart_spark.stages import validate
 from hotmart_spark.tables import SUCCESS_MARKER, persisted
 from hotmart_spark.threads import Pool
-from tests.conftest import SMALL_CATALOGUE, SmallRun
+from tests.conftest import SMALL_CATALOGUE, SmallRun, run_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = [stage.name for stage in pipeline.STAGES]
@@ -82,14 +84,15 @@ def test_the_pipeline_reproduces_the_stage_by_stage_run(
     config = load_config(
         overrides=[f"paths.input={small_run.raw}", f"paths.output={out}", *SMALL_CATALOGUE]
     )
-    record = pipeline.run(spark, config)
+    record = run_stage(spark, pipeline, config)
 
     assert tables(out) == tables(small_run.out)
     for table in tables(out):
         assert_same_table(spark, small_run.out / table, out / table)
-    assert record["status"] == "succeeded"
+    run = json.loads((out / "manifest.json").read_text())["runs"][0]
+    assert (run["job"], run["status"]) == ("pipeline", "succeeded")
     assert [r["stage"] for r in record["stages"]] == NAMES
-    manifest = json.loads((out / "manifest.json").read_text())["stages"]
+    manifest = run["stages"]
     assert manifest["pipeline"]["stages"] == record["stages"]
     validated = small_run.results["validate"]
     assert record["stages"][0]["tables"] == {
@@ -109,16 +112,18 @@ def test_the_pipeline_reproduces_the_stage_by_stage_run(
 
 
 def test_stages_updating_the_manifest_at_once_keep_every_update(tmp_path: Path) -> None:
-    def update(stage: int) -> None:
-        for step in range(20):
-            records.update_manifest(str(tmp_path), f"stage{stage}", {"step": step})
+    with output_run(str(tmp_path), "pipeline", "app-1") as run:
 
-    threads = [threading.Thread(target=update, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    stages = json.loads((tmp_path / "manifest.json").read_text())["stages"]
+        def update(stage: int) -> None:
+            for step in range(20):
+                run.record_stage(f"stage{stage}", {"step": step})
+
+        threads = [threading.Thread(target=update, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    stages = json.loads((tmp_path / "manifest.json").read_text())["runs"][0]["stages"]
     assert stages == {f"stage{i}": {"step": 19} for i in range(8)}
 
 
@@ -157,7 +162,8 @@ def scheduled(
     spark: SparkSession, tmp_path: Path, runs: dict[str, Callable[[SparkSession, Config], object]]
 ) -> dict:
     config = load_config(overrides=[f"paths.input={tmp_path}/raw", f"paths.output={tmp_path}/out"])
-    return pipeline.run(spark, config, faked(runs))
+    with output_run(config.paths.output, "pipeline", "app-1"):
+        return pipeline.run(spark, config, faked(runs))
 
 
 def ended(record: dict) -> float:
@@ -275,8 +281,9 @@ def test_a_month_range_replaces_exactly_its_months(
     before = {t: partition_files(ranged / t) for t in ("clean", "quarantine")}
 
     with stages.recording_writes() as written:
-        ranged_run = validate.run(
+        ranged_run = run_stage(
             spark,
+            validate,
             load_config(
                 overrides=[
                     f"paths.input={edited}",
@@ -286,7 +293,9 @@ def test_a_month_range_replaces_exactly_its_months(
                 ]
             ),
         )
-    validate.run(spark, load_config(overrides=[f"paths.input={edited}", f"paths.output={full}"]))
+    run_stage(
+        spark, validate, load_config(overrides=[f"paths.input={edited}", f"paths.output={full}"])
+    )
 
     for table in ("clean", "quarantine"):
         # The re-run gives what a full run of the edited input gives (the kept months
@@ -359,15 +368,13 @@ def test_exit_codes_and_one_line_errors(small_run: SmallRun, tmp_path: Path) -> 
     missing = run_cli("--input", str(tmp_path / "nowhere"), "--output", str(tmp_path / "out"))
     assert missing.returncode == 2
     assert last_line(missing) == f"error: input not found: {tmp_path / 'nowhere'}"
-    record = json.loads((tmp_path / "out" / "manifest.json").read_text())["stages"]["pipeline"]
-    assert (record["status"], record["failed_stage"], record["stages"]) == (
-        "failed",
-        "validate",
-        [],
-    )
+    run = json.loads((tmp_path / "out" / "manifest.json").read_text())["runs"][0]
+    record = run["stages"]["pipeline"]
+    assert (run["status"], record["failed_stage"], record["stages"]) == ("failed", "validate", [])
+    assert run["error"] == f"UserError: input not found: {tmp_path / 'nowhere'}"
 
     # A file where the marts folder should be: validation succeeds, the stages after it cannot
-    # write; aggregates comes first in pipeline order.
+    # write there; aggregates comes first in pipeline order.
     out = tmp_path / "blocked"
     out.mkdir()
     (out / "marts").write_text("not a folder")
@@ -376,13 +383,17 @@ def test_exit_codes_and_one_line_errors(small_run: SmallRun, tmp_path: Path) -> 
     failed = run_cli(
         "--input", str(small_run.raw), "--output", str(out), "--set", "clusters.k_max=3"
     )
-    assert failed.returncode == 1
-    last = last_line(failed)
-    assert last.startswith("error: pipeline failed: ")
-    assert "HOTMART_SPARK_DEBUG=1" in last
-    record = json.loads((out / "manifest.json").read_text())["stages"]["pipeline"]
-    assert record["status"] == "failed"
+    assert failed.returncode == 2
+    assert re.fullmatch(
+        f"error: {re.escape(str(out / 'marts'))} is a file where the run writes marts/\\w+: move it away",
+        last_line(failed),
+    )
+    run = json.loads((out / "manifest.json").read_text())["runs"][0]
+    record = run["stages"]["pipeline"]
+    assert run["status"] == "failed"
     assert record["failed_stage"] == "aggregates"
+    # Nothing of the failed run is published: validation's tables stayed in its staging area.
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "marts"]
     assert [r["stage"] for r in record["stages"]] == ["validate"]
 
 
@@ -470,7 +481,7 @@ def test_the_drivers_classes_are_archived_by_the_first_successful_pipeline_run(
 def test_records_are_strict_json(tmp_path: Path) -> None:
     """A number that is not finite is written as null: bare NaN and Infinity are not JSON."""
     records.update_insights(
-        str(tmp_path),
+        tmp_path / "report",
         "forecast",
         {"mase": float("nan"), "months": [{"hi95": float("inf")}], "mae": 2.5, "n": 3},
     )

@@ -15,18 +15,21 @@ from hotmart_spark.filesystem import local_path, write_atomically
 from hotmart_spark.report.page import MARTS, SECTIONS, build_report
 from hotmart_spark.stages.stage import (
     Stage,
+    local_report,
     output_root,
     publish_insights,
     read,
+    read_insights,
     record_in_manifest,
+    report_folder,
 )
 
 log = logging.getLogger("hotmart_spark.report")
 
 
-def read_insights(root: str) -> dict[str, Any]:
-    """insights.json of an earlier run, with every section the report needs."""
-    insights = records.read_insights(root)
+def report_insights(root: str) -> dict[str, Any]:
+    """insights.json under the input root, with every section the report needs."""
+    insights = read_insights(root)
     if not insights:
         raise UserError(f"no {records.INSIGHTS} under {root}: run the analysis jobs first")
     missing = [
@@ -42,16 +45,16 @@ def read_insights(root: str) -> dict[str, Any]:
 def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     started = time.time()
     root, out = config.paths.input, output_root(config)
-    insights = read_insights(root)
+    insights = report_insights(root)
     # Every report mart is a summary (at most 1,000 Pareto points), never the purchases.
     marts = {name: read(spark, root, f"marts/{name}").toPandas() for name in MARTS}
     report = build_report(insights, marts)
-    folder = records.local_root(out) / "report"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = report_folder(config)
     for name, png in report.charts.items():
         write_atomically(folder / f"{name}.png", png)
     page = folder / "report.html"
     write_atomically(page, report.html.encode("utf-8"))
+    published_page = local_report(out) / page.name
     if local_path(out).resolve() != local_path(root).resolve():
         for section in SECTIONS:
             publish_insights(config, section, insights[section])
@@ -60,14 +63,14 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         "report",
         {
             "input": root,
-            "report": str(page),
+            "report": str(published_page),
             "charts": sorted(report.charts),
             "timings": {"total_s": round(time.time() - started, 2)},
         },
     )
     log.info("report written in %.1f s", time.time() - started)
-    print(f"report: {page.resolve()}")
-    return {"report": str(page), "charts": sorted(report.charts)}
+    print(f"report: {published_page.resolve()}")
+    return {"report": str(published_page), "charts": sorted(report.charts)}
 
 
 STAGE = Stage(

@@ -6,11 +6,12 @@ import contextlib
 import contextvars
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from hotmart_spark import outputs, records, tables
+from hotmart_spark import outputs, records, runs, tables
 from hotmart_spark.config import Config
 
 
@@ -51,12 +52,18 @@ def output_root(config: Config) -> str:
     return config.paths.output.rstrip("/")
 
 
-def write(df: DataFrame, config: Config, name: str, only_partitions: bool = False) -> int:
-    """Replace the output table `name` under the run's output root, as the outputs contract
-    says it is stored; returns the rows written."""
+def write(df: DataFrame, config: Config, name: str, months: tuple[str, str] | None = None) -> int:
+    """Write the output table `name` of the run, as the outputs contract says it is stored;
+    returns the rows written. It is staged, and replaces the published table when the run
+    succeeds. With months (YYYY-MM, inclusive, "" for open), only those months' partitions
+    and the undated one are replaced; the table's other months are kept."""
     output = outputs.OUTPUTS[name]
+    path = runs.current().staged_path(name)
+    if months is not None:
+        published = Path(records.local_root(output_root(config))) / name
+        tables.stage_other_partitions(published, path, months)
     written = tables.write_table(
-        df, f"{output_root(config)}/{name}", output.partitioned_by, only_partitions, output.one_file
+        df, str(path), output.partitioned_by, months is not None, output.one_file
     )
     recorded = _WRITTEN.get()
     if recorded is not None:
@@ -65,15 +72,33 @@ def write(df: DataFrame, config: Config, name: str, only_partitions: bool = Fals
 
 
 def read(spark: SparkSession, root: str, name: str) -> DataFrame:
-    """The output table `name` under an output root, complete, or one line naming the job
-    that writes it."""
+    """The output table `name` under an output root (the run's own version of it when the
+    run wrote one there), complete, or one line naming the job that writes it."""
     output = outputs.OUTPUTS[name]
-    return tables.read_table(spark, root, name, output.stage, output.columns)
+    run = runs.current_or_none()
+    path = run.resolve(root, name) if run else f"{root.rstrip('/')}/{name}"
+    return tables.read_table(spark, path, root, name, output.stage, output.columns)
+
+
+def report_folder(config: Config) -> Path:
+    """The run's report folder, where the page, its charts and insights.json are written."""
+    return runs.current().report_folder(output_root(config), for_writing=True)
+
+
+def read_insights(root: str) -> dict[str, Any]:
+    """insights.json under an output root, as the run sees it; empty when none is written."""
+    run = runs.current_or_none()
+    folder = run.report_folder(root, for_writing=False) if run else local_report(root)
+    return records.read_insights(folder)
+
+
+def local_report(root: str) -> Path:
+    return records.local_root(root) / runs.REPORT_FOLDER
 
 
 def publish_insights(config: Config, section: str, numbers: Mapping[str, Any]) -> None:
-    records.update_insights(output_root(config), section, numbers)
+    records.update_insights(report_folder(config), section, numbers)
 
 
 def record_in_manifest(config: Config, stage: str, record: Mapping[str, Any]) -> str:
-    return str(records.update_manifest(output_root(config), stage, record))
+    return str(runs.current().record_stage(stage, dict(record)))

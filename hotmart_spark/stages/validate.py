@@ -23,7 +23,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     source = config.paths.input
     months = (config.input.from_month, config.input.to_month)
     # A month range replaces just its months (and the undated rows) of the tables.
-    only_partitions = any(months)
+    replaced_months = months if any(months) else None
     if jdbc.is_jdbc(source):
         resolved = jdbc.parse_source(source)
         purchases = jdbc.read_purchases(spark, resolved, config.jdbc, config.input)
@@ -50,7 +50,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
             ("clean", quality.clean_rows(flagged)),
             ("quarantine", quality.quarantined_rows(flagged)),
         ):
-            write(rows, config, table, only_partitions)
+            write(rows, config, table, replaced_months)
         timings["write_s"] = round(time.time() - step, 2)
     # The run's months (and the undated rows) of the tables as written, other months aside.
     written_clean, written_quarantine = (
