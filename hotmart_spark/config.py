@@ -30,6 +30,7 @@ MINIMUMS: dict[str, tuple[int, str]] = {
     "jdbc.num_partitions": (1, ""),
     "jdbc.fetch_size": (1, ""),
     "quality.placeholder_burst_min_rows": (2, ""),
+    "quality.placeholder_burst_ratio": (2, ""),
     "clusters.fit_max_producers": (100, ""),
     "drivers.early_sales": (2, ""),
     "drivers.min_products": (10, ""),
@@ -61,6 +62,7 @@ class InputConfig:
     format: str
     separator: str
     encoding: str
+    skip_foreign_files: bool
     from_month: str
     to_month: str
 
@@ -74,8 +76,9 @@ class JdbcConfig:
 
 @dataclass(frozen=True)
 class PeriodConfig:
-    start: dt.date
-    end: dt.date
+    # None: "auto", the first or last day of the data (validation resolves it).
+    start: dt.date | None
+    end: dt.date | None
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,9 @@ class ValueConfig:
 @dataclass(frozen=True)
 class QualityConfig:
     placeholder_burst_min_rows: int
+    placeholder_burst_ratio: float
     max_abs_z: float
+    max_quarantine_share: float
     actions: dict[str, str]
 
 
@@ -265,6 +270,10 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
         elif hint is str:
             if isinstance(value, str):
                 return str(value)
+        elif hint == dt.date | None:
+            if value == "auto":
+                return None
+            return _convert(value, dt.date, key)
         elif hint is dt.date:
             if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
                 return value
@@ -296,8 +305,18 @@ def _check(config: Config) -> None:
     months = (config.input.from_month, config.input.to_month)
     if all(months) and months[0] > months[1]:
         fail("input.from_month", "is after input.to_month")
-    if config.period.start > config.period.end:
-        fail("period.start", f"({config.period.start}) is after period.end ({config.period.end})")
+    start, end = config.period.start, config.period.end
+    if start is not None and end is not None and start > end:
+        fail("period.start", f"({start}) is after period.end ({end})")
+    for key, month in (("from", months[0]), ("to", months[1])):
+        if month and start is not None and month < f"{start:%Y-%m}":
+            fail(f"input.{key}_month", f"({month}) is before the period ({start} to {end})")
+        if month and end is not None and month > f"{end:%Y-%m}":
+            fail(f"input.{key}_month", f"({month}) is after the period ({start} to {end})")
+    if (start is None or end is None) and any(months):
+        fail("period.start", "'auto' takes the whole input's days: give dates with --from/--to")
+    if not 0 <= config.quality.max_quarantine_share <= 1:
+        fail("quality.max_quarantine_share", "must be between 0 and 1")
     if not config.quality.max_abs_z > 0:
         fail("quality.max_abs_z", "must be > 0")
     if config.value.std < 0:

@@ -12,6 +12,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from hotmart_spark.config import Config
+from hotmart_spark.errors import NotEnoughData
 from hotmart_spark.stages import aggregates, drivers, forecast, report, segments, validate
 from hotmart_spark.stages.stage import Stage, output_root, record_in_manifest, recording_writes
 from hotmart_spark.threads import Pool
@@ -32,7 +33,9 @@ POLL_S = 0.2
 
 def run(spark: SparkSession, config: Config, stages: tuple[Stage, ...] = STAGES) -> dict[str, Any]:
     """Run the stages, each once every output it reads that another stage writes is written:
-    a table once its write completes, an insights section once its stage ends.
+    a table once its write completes, an insights section once its stage ends. A stage the
+    data is too small for (NotEnoughData) is skipped with its reason, and so is every stage
+    that reads its outputs; the others run and are published.
 
     Aggregates, segments and drivers read only the clean table, which validation writes
     before the quarantine and its checks; forecast reads the quarantine and the daily mart,
@@ -54,6 +57,8 @@ def run(spark: SparkSession, config: Config, stages: tuple[Stage, ...] = STAGES)
     writing: dict[str, dict[str, int]] = {}
     done: dict[str, dict[str, Any]] = {}
     failed: dict[str, Exception] = {}
+    # Stages the data is too small for, and the stages that read their outputs: why.
+    skipped: dict[str, str] = {}
     running: dict[Future[dict[str, Any]], str] = {}
 
     def is_written(name: str) -> bool:
@@ -82,7 +87,15 @@ def run(spark: SparkSession, config: Config, stages: tuple[Stage, ...] = STAGES)
     # for each other share the session.
     with Pool(config.pipeline.concurrent_stages, "stage") as pool:
         while True:
-            waiting = [s for s in stages if s.name not in done and s.name not in running.values()]
+            for stage in stages:
+                lacking = sorted({writer[r] for r in stage.reads if r in writer} & set(skipped))
+                if stage.name not in skipped and lacking:
+                    skipped[stage.name] = f"needs the {' and '.join(lacking)} stage's outputs"
+            waiting = [
+                s
+                for s in stages
+                if s.name not in done and s.name not in skipped and s.name not in running.values()
+            ]
             # After a failure the running stages finish; no new one starts.
             for stage in [s for s in waiting if can_start(s)] if not failed else []:
                 running[pool.submit(run_stage, stage)] = stage.name
@@ -98,9 +111,13 @@ def run(spark: SparkSession, config: Config, stages: tuple[Stage, ...] = STAGES)
                 name = running.pop(future)
                 try:
                     done[name] = future.result()
+                except NotEnoughData as exc:
+                    skipped[name] = str(exc)
+                    log.warning("stage %s skipped: %s", name, exc)
                 except Exception as exc:
                     failed[name] = exc
     record["stages"] = [done[s.name] for s in stages if s.name in done]
+    record["skipped"] = {s.name: skipped[s.name] for s in stages if s.name in skipped}
     record["total_s"] = round(time.time() - started, 2)
     if failed:
         # With several failures, the earliest stage's is the one to report.

@@ -27,6 +27,14 @@ RULE_NAMES: tuple[str, ...] = (
 # Per-row facts that depend on other rows, added before the rules are evaluated.
 DUPLICATE_RANK = "_duplicate_rank"
 IN_BURST = "_in_burst"
+# True for a row on a day of several rows that all share one stamp; null on a day of one row.
+ONE_STAMP_DAY = "_one_stamp_day"
+SECOND, DAY = "_second", "_day"
+ROWS_IN_SECOND, ROWS_IN_DAY = "_rows_in_second", "_rows_in_day"
+SECOND_RANK, SECONDS_IN_DAY = "_second_rank", "_seconds_in_day"
+# When at least this share of the rows on days of several rows sits on days whose rows all
+# share one stamp, the data's timestamps carry the day only.
+DAY_ONLY_SHARE = 0.99
 
 
 @dataclass(frozen=True)
@@ -63,8 +71,11 @@ def rules(period_start: dt.date, period_end: dt.date, max_abs_z: float) -> list[
     ]
 
 
-def with_cross_row_facts(purchases: DataFrame, burst_min_rows: int) -> DataFrame:
-    """Adds each row's rank among rows sharing its purchase_id and whether its second is a burst."""
+def with_cross_row_facts(
+    purchases: DataFrame, burst_min_rows: int, burst_ratio: float
+) -> DataFrame:
+    """Adds each row's rank among rows sharing its purchase_id, whether its second is a
+    placeholder burst, and whether its day's rows all share one stamp."""
     # Any fixed order over the row's content keeps "the first" the same on every run,
     # whatever order the files are read in.
     order = [F.col(c).asc_nulls_last() for c in (s.PURCHASE_DATE, *s.REQUIRED_COLUMNS)]
@@ -76,11 +87,36 @@ def with_cross_row_facts(purchases: DataFrame, burst_min_rows: int) -> DataFrame
             F.row_number().over(by_id),
         ),
     )
-    # Counted with a window rather than an aggregate joined back, so the input is read once.
-    per_second = Window.partitionBy(F.date_trunc("second", F.col(s.PURCHASE_DATE)))
-    parsed_in_second = F.sum(F.when(F.col(s.RAW_LINE).isNull(), 1).otherwise(0)).over(per_second)
-    return ranked.withColumn(
-        IN_BURST, F.col(s.PURCHASE_DATE).isNotNull() & (parsed_in_second >= burst_min_rows)
+    # One window per day, ordered by second: the rows of the row's second (its peers in the
+    # order), of its day, and the day's distinct seconds, with one shuffle and no join, so the
+    # input is read once.
+    parsed = F.col(s.RAW_LINE).isNull() & F.col(s.PURCHASE_DATE).isNotNull()
+    dated = ranked.withColumn(
+        SECOND, F.when(parsed, F.unix_timestamp(F.col(s.PURCHASE_DATE)))
+    ).withColumn(DAY, F.when(parsed, F.to_date(s.PURCHASE_DATE)))
+    by_day = Window.partitionBy(DAY)
+    same_second = by_day.orderBy(SECOND).rangeBetween(0, 0)
+    counted = (
+        dated.withColumn(ROWS_IN_SECOND, F.count(SECOND).over(same_second))
+        .withColumn(ROWS_IN_DAY, F.count(SECOND).over(by_day))
+        .withColumn(SECOND_RANK, F.dense_rank().over(by_day.orderBy(SECOND)))
+        .withColumn(SECONDS_IN_DAY, F.max(SECOND_RANK).over(by_day))
+    )
+    # The day's other seconds: how many rows each holds on average.
+    others = (F.col(ROWS_IN_DAY) - F.col(ROWS_IN_SECOND)) / (F.col(SECONDS_IN_DAY) - 1)
+    burst = (
+        parsed
+        & (F.col(SECONDS_IN_DAY) > 1)
+        & (F.col(ROWS_IN_SECOND) >= burst_min_rows)
+        & (F.col(ROWS_IN_SECOND) >= F.lit(burst_ratio) * others)
+    )
+    return (
+        counted.withColumn(IN_BURST, F.coalesce(burst, F.lit(False)))
+        .withColumn(
+            ONE_STAMP_DAY,
+            F.when(parsed & (F.col(ROWS_IN_DAY) > 1), F.col(SECONDS_IN_DAY) == 1),
+        )
+        .drop(SECOND, DAY, ROWS_IN_SECOND, ROWS_IN_DAY, SECOND_RANK, SECONDS_IN_DAY)
     )
 
 
@@ -89,10 +125,12 @@ def flag(
     period_start: dt.date,
     period_end: dt.date,
     burst_min_rows: int,
+    burst_ratio: float,
     max_abs_z: float,
     actions: Mapping[str, str],
 ) -> DataFrame:
-    """Loaded purchases plus `reasons` (quarantine rules broken), `warnings` and purchase_month."""
+    """Loaded purchases plus `reasons` (quarantine rules broken), `warnings`, purchase_month
+    and ONE_STAMP_DAY (for quality_counts; clean_rows leaves it out)."""
     checked = rules(period_start, period_end, max_abs_z)
 
     def broken_names(action: str) -> Column:
@@ -100,7 +138,7 @@ def flag(
         return F.array_compact(F.array(*names)) if names else F.array().cast("array<string>")
 
     return (
-        with_cross_row_facts(purchases, burst_min_rows)
+        with_cross_row_facts(purchases, burst_min_rows, burst_ratio)
         .withColumn(s.REASONS, broken_names("quarantine"))
         .withColumn(s.WARNINGS, broken_names("warn"))
         .withColumn(s.PURCHASE_MONTH, F.date_format(s.PURCHASE_DATE, "yyyy-MM"))
@@ -144,7 +182,7 @@ def clean_rows(flagged: DataFrame) -> DataFrame:
 
 def quarantined_rows(flagged: DataFrame) -> DataFrame:
     """Rows that broke at least one quarantine rule, with every column and their reasons."""
-    return flagged.where(F.size(s.REASONS) > 0)
+    return flagged.where(F.size(s.REASONS) > 0).drop(ONE_STAMP_DAY)
 
 
 def quality_counts(flagged: DataFrame) -> dict[str, object]:
@@ -158,6 +196,8 @@ def quality_counts(flagged: DataFrame) -> dict[str, object]:
         F.count(F.lit(1)).alias("rows_in"),
         F.sum(F.when(is_clean, 1).otherwise(0)).alias("rows_clean"),
         F.min(F.when(is_clean, F.col(s.PURCHASE_VALUE))).alias("z_min"),
+        F.count(ONE_STAMP_DAY).alias("rows_on_busy_days"),
+        F.count(F.when(F.col(ONE_STAMP_DAY), 1)).alias("rows_on_one_stamp_days"),
         *[rows_with(array, name) for array in (s.REASONS, s.WARNINGS) for name in RULE_NAMES],
     ).first()
     rows_in = row["rows_in"]
@@ -167,11 +207,13 @@ def quality_counts(flagged: DataFrame) -> dict[str, object]:
         counts = {name: row[f"{array}:{name}"] or 0 for name in RULE_NAMES}
         return {name: n for name, n in counts.items() if n}
 
+    busy, one_stamp = row["rows_on_busy_days"], row["rows_on_one_stamp_days"]
     return {
         "rows_in": rows_in,
         "rows_clean": rows_clean,
         "rows_quarantined": rows_in - rows_clean,
         "z_min": row["z_min"],
+        "day_only_timestamps": bool(busy) and one_stamp >= DAY_ONLY_SHARE * busy,
         "quarantine_by_rule": by_rule(s.REASONS),
         "warnings_by_rule": by_rule(s.WARNINGS),
     }

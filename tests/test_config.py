@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,10 @@ def test_config_is_frozen() -> None:
         ),
         ("quality.actions.malformed=ignore", "config key 'quality.actions.malformed' must be"),
         ("quality.actions.made_up=warn", "config key 'quality.actions.made_up' is not a rule"),
+        (
+            "quality.max_quarantine_share=1.5",
+            "config key 'quality.max_quarantine_share' must be between 0 and 1",
+        ),
         ("generator.defects=0.5", "config key 'generator.defects' must be between 0 and 0.05"),
         ("input.from_month=2016-13", "config key 'input.from_month' must be a month as YYYY-MM"),
         ("jdbc.num_partitions=0", "config key 'jdbc.num_partitions' must be at least 1"),
@@ -131,6 +136,31 @@ def test_a_month_range_must_run_forwards() -> None:
     with pytest.raises(UserError, match=r"'input\.from_month' is after input\.to_month"):
         load_config(overrides=["input.from_month=2016-05", "input.to_month=2016-02"])
     assert load_config(overrides=["input.from_month=2016-02", "input.to_month=2016-02"])
+
+
+@pytest.mark.parametrize(
+    ("months", "message"),
+    [
+        (
+            ["input.from_month=2026-11", "input.to_month=2026-11"],
+            "'input.from_month' (2026-11) is after the period (2016-01-01 to 2016-06-30)",
+        ),
+        (["input.to_month=2015-12"], "'input.to_month' (2015-12) is before the period"),
+        (
+            ["input.from_month=2016-03", "period.start=auto"],
+            "'period.start' 'auto' takes the whole input's days",
+        ),
+    ],
+)
+def test_a_month_range_outside_the_period_ends_in_one_line(months: list[str], message: str) -> None:
+    with pytest.raises(UserError, match=re.escape(message)):
+        load_config(overrides=months)
+
+
+def test_the_period_can_be_the_datas_own() -> None:
+    period = load_config(overrides=["period.start=auto", "period.end=auto"]).period
+    assert (period.start, period.end) == (None, None)
+    assert load_config(overrides=["period.end=auto"]).period.start == dt.date(2016, 1, 1)
 
 
 def test_an_output_that_is_a_file_ends_in_one_line(

@@ -159,6 +159,7 @@ def test_defects_are_injected_and_caught(spark: SparkSession, small: DataFrame) 
         START,
         END,
         burst_min_rows=100,
+        burst_ratio=load_config().quality.placeholder_burst_ratio,
         max_abs_z=load_config().quality.max_abs_z,
         actions=load_config().quality.actions,
     )

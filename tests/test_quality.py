@@ -21,9 +21,16 @@ def flagged(
     rows: list[dict[str, Any]],
     burst_min_rows: int = 100,
     actions: dict[str, str] | None = None,
+    burst_ratio: float = 20.0,
 ) -> DataFrame:
     return quality.flag(
-        loaded(spark, rows), START, END, burst_min_rows, MAX_ABS_Z, actions or DEFAULT_ACTIONS
+        loaded(spark, rows),
+        START,
+        END,
+        burst_min_rows,
+        burst_ratio,
+        MAX_ABS_Z,
+        actions or DEFAULT_ACTIONS,
     )
 
 
@@ -122,11 +129,45 @@ def test_placeholder_burst(spark: SparkSession) -> None:
     burst_second = dt.datetime(2016, 6, 26, 12, 0, 0)
     busy_second = dt.datetime(2016, 3, 1, 9, 0, 0)
     rows = [purchase(i, **{s.PURCHASE_DATE: burst_second}) for i in (1, 2, 3)]
-    rows += [purchase(i, **{s.PURCHASE_DATE: busy_second}) for i in (4, 5)]
+    # The only stamp of its day: a day-stamped log looks like this, and it is no burst.
+    rows += [purchase(i, **{s.PURCHASE_DATE: busy_second}) for i in (4, 5, 7)]
     rows += [purchase(6, **{s.PURCHASE_DATE: burst_second.replace(second=1)})]
-    result = outcome(flagged(spark, rows, burst_min_rows=3))
+    # 3 rows at one second against 1 at the day's other second: 3 >= 2 x 1.
+    result = outcome(flagged(spark, rows, burst_min_rows=3, burst_ratio=2.0))
     assert {i for i, (reasons, _) in result.items() if reasons} == {1, 2, 3}
     assert result[1] == (["placeholder_burst"], [])
+    # 3 < 4 x 1: the same second is ordinary for a ratio of 4.
+    result = outcome(flagged(spark, rows, burst_min_rows=3, burst_ratio=4.0))
+    assert not any(reasons for reasons, _ in result.values())
+
+
+def day_of(day: int, seconds: list[int], first_id: int) -> list[dict[str, Any]]:
+    """Purchases on 2016-01-<day>, one per entry of seconds (seconds after 10:00:00)."""
+    start = dt.datetime(2016, 1, day, 10)
+    return [
+        purchase(first_id + i, **{s.PURCHASE_DATE: start + dt.timedelta(seconds=second)})
+        for i, second in enumerate(seconds)
+    ]
+
+
+def test_a_burst_is_measured_against_its_own_day(spark: SparkSession) -> None:
+    # Day 2: 150 rows at 10:00:00 and 20 other seconds of 10 rows each: 150 < 20 x 10.
+    busy = day_of(2, [0] * 150 + [s for s in range(1, 21) for _ in range(10)], 1)
+    # Day 3: the same 150 rows at one second, and 20 other seconds of 1 row: 150 >= 20 x 1.
+    quiet = day_of(3, [0] * 150 + list(range(1, 21)), 1000)
+    result = outcome(flagged(spark, busy + quiet))
+    bursts = sorted(i for i, (reasons, _) in result.items() if "placeholder_burst" in reasons)
+    assert bursts == list(range(1000, 1150))
+
+
+def test_a_log_stamped_by_day_loses_nothing_to_bursts_and_says_so(spark: SparkSession) -> None:
+    # Every row of a day at midnight: 300 rows on one day, 120 on another.
+    rows = day_of(2, [-36000] * 300, 1) + day_of(3, [-36000] * 120, 1000)
+    counts = quality.quality_counts(flagged(spark, rows))
+    assert (counts["rows_quarantined"], counts["day_only_timestamps"]) == (0, True)
+    # Stamped by the second, the same rows are not day-only.
+    spread = day_of(2, list(range(300)), 1) + day_of(3, list(range(120)), 1000)
+    assert quality.quality_counts(flagged(spark, spread))["day_only_timestamps"] is False
 
 
 def test_actions_move_rules_between_quarantine_and_warnings(spark: SparkSession) -> None:
@@ -190,6 +231,7 @@ def test_quality_counts(spark: SparkSession) -> None:
         "rows_clean": 3,
         "rows_quarantined": 3,
         "z_min": -0.50,
+        "day_only_timestamps": False,
         "quarantine_by_rule": {"malformed": 1, "outside_period": 1, "commission_invalid": 2},
         "warnings_by_rule": {"affiliate_sale_without_commission": 1},
     }

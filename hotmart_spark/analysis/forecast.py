@@ -22,7 +22,7 @@ from statsmodels.tsa.statespace.structural import UnobservedComponents
 
 from hotmart_spark import warning_filters
 from hotmart_spark.config import ForecastConfig
-from hotmart_spark.errors import UserError
+from hotmart_spark.errors import NotEnoughData, UserError
 
 WEEK = 7
 # Spark types of the backtest tables, which are empty when there is no origin to backtest from.
@@ -125,7 +125,7 @@ def daily_series(days: pd.Series, values: pd.Series) -> DailySeries:
     """The daily series from its first day to the end of the last complete month, gaps as 0."""
     observed = pd.Series(values.to_numpy(dtype=float), index=pd.to_datetime(days)).sort_index()
     if observed.empty:
-        raise UserError("the daily revenue table has no rows: nothing to forecast")
+        raise NotEnoughData("the daily revenue table has no rows: nothing to forecast")
     first, last = observed.index[0].date(), observed.index[-1].date()
     months = complete_months(first, last)
     if months.empty:

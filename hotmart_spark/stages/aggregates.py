@@ -16,6 +16,7 @@ from hotmart_spark.config import Config
 from hotmart_spark.stages.stage import (
     Stage,
     output_root,
+    period,
     publish_insights,
     read,
     record_in_manifest,
@@ -56,8 +57,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
             "breakdowns": lambda: q2.breakdowns(
                 purchases,
                 q2.breakdown_levels(q2.top_origins(purchases)),
-                config.period.start,
-                config.period.end,
+                *period(config),
             ),
             "channels": lambda: q1.channel_table(purchases),
             "affiliates": lambda: affiliates,

@@ -13,6 +13,7 @@ from hotmart_spark.config import Config
 from hotmart_spark.stages.stage import (
     Stage,
     output_root,
+    period,
     publish_insights,
     read,
     record_in_manifest,
@@ -30,7 +31,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     settings = config.drivers
     purchases, scale, _ = valued_purchases(read(spark, config.paths.input, "clean"), config.value)
     write(
-        products.product_table(purchases, config.period.start, settings.early_sales),
+        products.product_table(purchases, period(config)[0], settings.early_sales),
         config,
         "marts/products",
     )

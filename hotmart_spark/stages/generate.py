@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 
 from hotmart_spark import generate
 from hotmart_spark.config import Config
+from hotmart_spark.errors import UserError
 from hotmart_spark.filesystem import is_local, local_path
 from hotmart_spark.tables import persisted
 
@@ -23,16 +24,19 @@ def run(spark: SparkSession, config: Config) -> list[generate.Check]:
     gen = config.generator
     out = config.paths.output
     sizes = generate.Sizes.for_rows(gen.rows)
-    raw = generate.purchases(spark, sizes, gen.seed, config.period.start, config.period.end)
+    start, end = config.period.start, config.period.end
+    if start is None or end is None:
+        raise UserError("the generator needs a period of dates, not 'auto'")
+    raw = generate.purchases(spark, sizes, gen.seed, start, end)
     # Standardising, writing and calibrating all read the generated rows: make them once.
     # On disk only: kept in memory, a partition is unrolled on the heap first, which ran a
     # 2g driver out of memory at 100M rows even with partitions of 1M rows.
     with persisted(raw, StorageLevel.DISK_ONLY) as raw:
         rows = generate.standardised(raw)
-        exported = generate.with_defects(rows, gen.defects, gen.seed, config.period.end)
+        exported = generate.with_defects(rows, gen.defects, gen.seed, end)
         generate.write_export(exported, out, gen)
         written_s = time.time() - started
-        checks = generate.calibration(rows, sizes, config.period.start, config.period.end)
+        checks = generate.calibration(rows, sizes, start, end)
     print(generate.calibration_table(checks))
     if is_local(out):
         report = local_path(out) / generate.CALIBRATION_FILE

@@ -14,6 +14,7 @@ from hotmart_spark.config import Config
 from hotmart_spark.stages.stage import (
     Stage,
     output_root,
+    period,
     publish_insights,
     read,
     record_in_manifest,
@@ -110,7 +111,7 @@ def rfm_insights(spark: SparkSession, out: str) -> list[dict[str, Any]]:
 
 def producer_clusters(spark: SparkSession, purchases: DataFrame, config: Config) -> dict[str, Any]:
     """Cluster producers, label each cluster from its profile, write the three tables."""
-    features = clusters.producer_features(purchases, config.period.start, config.period.end)
+    features = clusters.producer_features(purchases, *period(config))
     with persisted(features) as features:
         k_range = range(config.clusters.k_min, config.clusters.k_max + 1)
         result = clusters.cluster_producers(

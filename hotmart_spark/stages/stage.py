@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from hotmart_spark import outputs, records, runs, tables
 from hotmart_spark.config import Config
+from hotmart_spark.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -102,3 +104,23 @@ def publish_insights(config: Config, section: str, numbers: Mapping[str, Any]) -
 
 def record_in_manifest(config: Config, stage: str, record: Mapping[str, Any]) -> str:
     return str(runs.current().record_stage(stage, dict(record)))
+
+
+def quality_gate_failed(message: str) -> None:
+    """The run's data failed a quality gate: the run still publishes, then its job exits with
+    its own code and this line."""
+    runs.current().gate_failures.append(message)
+
+
+def period(config: Config) -> tuple[dt.date, dt.date]:
+    """The analysed period; where it is "auto", as validation resolved it for the input."""
+    start, end = config.period.start, config.period.end
+    if start is not None and end is not None:
+        return start, end
+    run = read_insights(config.paths.input).get("run", {})
+    if "period_start" not in run:
+        raise UserError(
+            f"period is 'auto' and no validation under {config.paths.input} resolved it: "
+            "run the validate job first"
+        )
+    return dt.date.fromisoformat(run["period_start"]), dt.date.fromisoformat(run["period_end"])

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from hotmart_spark import generate, inputs, jdbc, quality
+from hotmart_spark import schema as s
 from hotmart_spark.config import Config
 from hotmart_spark.errors import UserError
-from hotmart_spark.stages.stage import Stage, publish_insights, read, record_in_manifest, write
+from hotmart_spark.stages.stage import (
+    Stage,
+    publish_insights,
+    quality_gate_failed,
+    read,
+    record_in_manifest,
+    write,
+)
 from hotmart_spark.tables import persisted
 
 log = logging.getLogger("hotmart_spark.validate")
@@ -32,11 +42,19 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         purchases = quality.within_months(
             inputs.read_purchases(spark, resolved, config.input.encoding), *months
         )
+    period = resolve_period(purchases, config.period.start, config.period.end)
+    if period != (config.period.start, config.period.end):
+        # Stages that start once clean/ is written read the period from here.
+        publish_insights(
+            config,
+            "run",
+            {"period_start": period[0].isoformat(), "period_end": period[1].isoformat()},
+        )
     flagged = quality.flag(
         purchases,
-        config.period.start,
-        config.period.end,
+        *period,
         config.quality.placeholder_burst_min_rows,
+        config.quality.placeholder_burst_ratio,
         config.quality.max_abs_z,
         config.quality.actions,
     )
@@ -68,13 +86,23 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         "months": {"from": months[0] or None, "to": months[1] or None},
         "value_unit": config.value.unit,
         **counts,
-        "period_start": config.period.start.isoformat(),
-        "period_end": config.period.end.isoformat(),
+        "period_start": period[0].isoformat(),
+        "period_end": period[1].isoformat(),
         "parameters": config.to_dict(),
         "timings": timings,
     }
     manifest = record_in_manifest(config, "validate", record)
-    publish_insights(config, "run", run_insights(counts, config, generate.is_generated(source)))
+    publish_insights(
+        config, "run", run_insights(counts, config, period, generate.is_generated(source))
+    )
+    share = counts["rows_quarantined"] / counts["rows_in"]
+    if share > config.quality.max_quarantine_share:
+        quality_gate_failed(
+            f"{share:.1%} of the rows were quarantined ({counts['rows_quarantined']:,} of "
+            f"{counts['rows_in']:,}), more than quality.max_quarantine_share = "
+            f"{config.quality.max_quarantine_share:.1%}: see quarantine/ under "
+            f"{config.paths.output}"
+        )
     log.info(
         "rows in %d = clean %d + quarantined %d; z_min %s",
         counts["rows_in"],
@@ -89,9 +117,26 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     return record
 
 
-def run_insights(counts: dict[str, Any], config: Config, synthetic: bool) -> dict[str, Any]:
+def resolve_period(
+    purchases: DataFrame, start: dt.date | None, end: dt.date | None
+) -> tuple[dt.date, dt.date]:
+    """The period as configured, with "auto" (None) as the data's first or last day."""
+    if start is not None and end is not None:
+        return start, end
+    first, last = purchases.agg(
+        F.min(F.to_date(s.PURCHASE_DATE)), F.max(F.to_date(s.PURCHASE_DATE))
+    ).first()
+    if first is None:
+        raise UserError("period is 'auto' but no purchase_date of the input could be read")
+    log.info("period auto: %s to %s", start or first, end or last)
+    return start or first, end or last
+
+
+def run_insights(
+    counts: dict[str, Any], config: Config, period: tuple[dt.date, dt.date], synthetic: bool
+) -> dict[str, Any]:
     """What the report says of the data: rows in, clean and quarantined (by rule), the value
-    unit and the period."""
+    unit, the period and the timestamps' resolution."""
     return {
         "rows_in": counts["rows_in"],
         "rows_clean": counts["rows_clean"],
@@ -100,8 +145,9 @@ def run_insights(counts: dict[str, Any], config: Config, synthetic: bool) -> dic
         "warnings_by_rule": counts["warnings_by_rule"],
         "value_unit": config.value.unit,
         "z_min": counts["z_min"],
-        "period_start": config.period.start.isoformat(),
-        "period_end": config.period.end.isoformat(),
+        "day_only_timestamps": counts["day_only_timestamps"],
+        "period_start": period[0].isoformat(),
+        "period_end": period[1].isoformat(),
         "synthetic": synthetic,
     }
 

@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 
 from hotmart_spark import schema as s
 from hotmart_spark.config import ValueConfig
-from hotmart_spark.errors import UserError
+from hotmart_spark.errors import NotEnoughData
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,13 @@ def with_value(purchases: DataFrame, scale: ValueScale, platform_fee_rate: float
 
 def valued_purchases(clean: DataFrame, value: ValueConfig) -> tuple[DataFrame, ValueScale, float]:
     """Clean purchases with value, the scale used and z_min (min purchase_value of the clean rows)."""
-    z_min = clean.agg(F.min(s.PURCHASE_VALUE)).first()[0]
+    z_min, z_max = clean.agg(F.min(s.PURCHASE_VALUE), F.max(s.PURCHASE_VALUE)).first()
     if z_min is None:
-        raise UserError("the clean table has no rows")
+        raise NotEnoughData("the clean table has no rows")
+    if z_max == z_min and value.std == 0:
+        raise NotEnoughData(
+            "every clean purchase has the same purchase_value, so every relative value is 0: "
+            "set value.mean and value.std"
+        )
     scale = value_scale(value.mean, value.std, value.currency, z_min)
     return with_value(clean, scale, value.platform_fee_rate), scale, z_min
