@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 from dataclasses import dataclass
@@ -48,6 +49,11 @@ class InputFiles:
     separator: str
     files: tuple[str, ...]
 
+    @property
+    def locations(self) -> list[str]:
+        """What Spark reads: the files found (without the foreign ones left out), else the path."""
+        return list(self.files) if self.files else [self.path]
+
     def describe(self) -> dict[str, object]:
         """What the manifest records about the input."""
         return {
@@ -59,8 +65,18 @@ class InputFiles:
         }
 
 
-def resolve_input(path: str, fmt: str = "auto", separator: str = "auto") -> InputFiles:
-    """Check the input exists and decide its format and separator (sniffed for local files)."""
+def resolve_input(
+    path: str,
+    fmt: str = "auto",
+    separator: str = "auto",
+    encoding: str = "UTF-8",
+    skip_foreign_files: bool = False,
+) -> InputFiles:
+    """Check the input exists and decide its format and separator (sniffed for local files).
+
+    In a local folder, every file must be a purchase export: a text file whose first line is
+    the purchase header, or a Parquet file in a Parquet folder. Any other file is refused
+    with one line naming it, or left out with a warning when skip_foreign_files is set."""
     files: tuple[str, ...] = ()
     if is_local(path):
         root = local_path(path)
@@ -81,15 +97,20 @@ def resolve_input(path: str, fmt: str = "auto", separator: str = "auto") -> Inpu
         if not found:
             raise UserError(f"input is empty: {path}")
         if fmt == "auto":
-            if len(set(found.values())) > 1:
+            kinds = sorted(set(found.values()))
+            if len(kinds) > 1 and not skip_foreign_files:
                 raise UserError(
                     f"input mixes Parquet and text files: {path}; give one format per run"
                 )
-            fmt = next(iter(found.values()))
+            # With foreign files skipped, the format of most files is the input's.
+            fmt = max(kinds, key=list(found.values()).count)
         wrong = [f for f, kind in found.items() if kind != fmt]
-        if wrong:
+        if wrong and not skip_foreign_files:
             what = "is a Parquet file, not CSV" if fmt == "csv" else "is not a Parquet file"
             raise UserError(f"{wrong[0]} {what} (input.format = {fmt})")
+        files = tuple(f for f in files if f in found and f not in wrong)
+        for skipped in wrong:
+            log.warning("skipping %s: not a %s file (input.skip_foreign_files)", skipped, fmt)
     elif fmt == "auto":
         suffix = Path(urlparse(path).path).suffix.lower()
         if suffix == ".parquet":
@@ -101,7 +122,32 @@ def resolve_input(path: str, fmt: str = "auto", separator: str = "auto") -> Inpu
     if separator == "auto":
         names = files or (path,)
         separator = "\t" if all(n.lower().endswith(".tsv") for n in names) else ","
-    return InputFiles(path=path, format=fmt, separator=separator_char(separator), files=files)
+    separator = separator_char(separator)
+    if fmt == "csv" and len(files) > 1:
+        foreign = [f for f in files if not _has_purchase_header(f, separator, encoding)]
+        if foreign and not skip_foreign_files:
+            raise UserError(
+                f"{foreign[0]} is not a purchase export (its first line is not the purchase "
+                f"header): move it out of {path}, or set input.skip_foreign_files = true"
+            )
+        for skipped in foreign:
+            log.warning("skipping %s: its first line is not the purchase header", skipped)
+        files = tuple(f for f in files if f not in foreign)
+        if not files:
+            raise UserError(f"input folder holds no purchase export: {path}")
+    return InputFiles(path=path, format=fmt, separator=separator, files=files)
+
+
+def _has_purchase_header(file: str, separator: str, encoding: str) -> bool:
+    """Whether the file's first line names every required column."""
+    opener = gzip.open if file.endswith(".gz") else open
+    try:
+        with opener(file, "rt", encoding=encoding, errors="replace", newline="") as handle:
+            first = handle.readline()
+    except (OSError, EOFError) as exc:
+        raise UserError(f"cannot read {file}: {exc}") from None
+    names = {name.strip().strip('"').lstrip("\ufeff").strip() for name in first.split(separator)}
+    return set(schema.REQUIRED_COLUMNS) <= names
 
 
 def _sniff_format(file: str) -> str:
@@ -128,20 +174,39 @@ def read_purchases(spark: SparkSession, source: InputFiles, encoding: str = "UTF
         if source.format == "csv":
             raw = _read_csv(spark, source, encoding)
         else:
-            raw = spark.read.parquet(path)
+            raw = spark.read.parquet(*source.locations)
             check_columns(path, raw.columns)
             raw = raw.withColumn(CORRUPT, F.lit(None).cast(StringType()))
     except AnalysisException as exc:
         if exc.getCondition() == "PATH_NOT_FOUND":
             raise UserError(f"input not found: {path}") from None
         raise UserError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
-    return typed(raw, source.separator, F.col("_metadata.file_path"))
+    purchases = typed(raw, source.separator, F.col("_metadata.file_path"))
+    if source.format == "csv" and source.separator.isspace():
+        purchases = purchases.unionByName(_whitespace_rows(spark, source))
+    return purchases
+
+
+def _whitespace_rows(spark: SparkSession, source: InputFiles) -> DataFrame:
+    """The lines of only separators and blanks, as rows of nulls (required_null for
+    validation). Spark's CSV reader skips a line that is blank once trimmed, and with a
+    whitespace separator such a line is a row of empty fields, not a blank line. Costs one
+    more pass over the input, for whitespace-separated (TSV) inputs only."""
+    # The separator is whitespace, which a regular expression takes literally.
+    blanks = f"[ \\r{source.separator}]*"
+    only_separators = f"^{blanks}{source.separator}{blanks}$"
+    lines = spark.read.text(source.locations)
+    return lines.where(F.col("value").rlike(only_separators)).select(
+        *[F.lit(None).cast(kind).alias(name) for name, kind in schema.PURCHASE_FIELDS],
+        F.col("_metadata.file_path").alias(schema.SOURCE_FILE),
+        F.lit(None).cast(StringType()).alias(schema.RAW_LINE),
+    )
 
 
 def _read_csv(spark: SparkSession, source: InputFiles, encoding: str) -> DataFrame:
     reader = spark.read.option("header", True).option("sep", source.separator)
     reader = reader.option("encoding", encoding)
-    header = [c.lstrip("\ufeff").strip() for c in reader.csv(source.path).columns]
+    header = [c.lstrip("\ufeff").strip() for c in reader.csv(source.locations).columns]
     if not header:
         raise UserError(f"input is empty: {source.path}")
     check_columns(source.path, header)
@@ -162,7 +227,7 @@ def _read_csv(spark: SparkSession, source: InputFiles, encoding: str) -> DataFra
         reader.schema(csv_schema)
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", CORRUPT)
-        .csv(source.path)
+        .csv(source.locations)
     )
 
 

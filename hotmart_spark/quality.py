@@ -35,6 +35,7 @@ SECOND_RANK, SECONDS_IN_DAY = "_second_rank", "_seconds_in_day"
 # When at least this share of the rows on days of several rows sits on days whose rows all
 # share one stamp, the data's timestamps carry the day only.
 DAY_ONLY_SHARE = 0.99
+REPLACEMENT = "\ufffd"
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,12 @@ def rules(period_start: dt.date, period_end: dt.date, max_abs_z: float) -> list[
         Rule("outside_period", (day < F.lit(period_start)) | (day > F.lit(period_end))),
         Rule(
             "purchase_before_creation",
-            F.col(s.PURCHASE_DATE) < F.col(s.PRODUCT_CREATION_DATE),
+            # A stamp that stands for a whole day (its day's rows share it) is compared by day:
+            # a purchase on the creation day may be stamped before the creation's time.
+            F.when(
+                F.coalesce(F.col(ONE_STAMP_DAY), F.lit(False)),
+                day < F.to_date(s.PRODUCT_CREATION_DATE),
+            ).otherwise(F.col(s.PURCHASE_DATE) < F.col(s.PRODUCT_CREATION_DATE)),
         ),
         Rule("commission_invalid", commission.isNull() | ~commission.between(0.0, 100.0)),
         Rule("direct_sale_with_commission", direct & (commission > 0)),
@@ -188,6 +194,13 @@ def quarantined_rows(flagged: DataFrame) -> DataFrame:
 def quality_counts(flagged: DataFrame) -> dict[str, object]:
     """Rows in, clean, quarantined, rows per rule and z_min of the clean rows, in one pass."""
     is_clean = F.size(s.REASONS) == 0
+    # A text reader puts U+FFFD where bytes do not decode in its encoding.
+    undecoded = F.greatest(
+        *[
+            F.coalesce(F.col(c).contains(REPLACEMENT), F.lit(False))
+            for c in (*s.TEXT_COLUMNS, s.RAW_LINE)
+        ]
+    )
 
     def rows_with(array: str, name: str) -> Column:
         return F.sum(F.when(F.array_contains(array, name), 1).otherwise(0)).alias(f"{array}:{name}")
@@ -196,6 +209,8 @@ def quality_counts(flagged: DataFrame) -> dict[str, object]:
         F.count(F.lit(1)).alias("rows_in"),
         F.sum(F.when(is_clean, 1).otherwise(0)).alias("rows_clean"),
         F.min(F.when(is_clean, F.col(s.PURCHASE_VALUE))).alias("z_min"),
+        F.count(F.when(undecoded, 1)).alias("rows_undecoded"),
+        F.min(F.when(undecoded, F.col(s.SOURCE_FILE))).alias("first_file_undecoded"),
         F.count(ONE_STAMP_DAY).alias("rows_on_busy_days"),
         F.count(F.when(F.col(ONE_STAMP_DAY), 1)).alias("rows_on_one_stamp_days"),
         *[rows_with(array, name) for array in (s.REASONS, s.WARNINGS) for name in RULE_NAMES],
@@ -214,8 +229,39 @@ def quality_counts(flagged: DataFrame) -> dict[str, object]:
         "rows_quarantined": rows_in - rows_clean,
         "z_min": row["z_min"],
         "day_only_timestamps": bool(busy) and one_stamp >= DAY_ONLY_SHARE * busy,
+        "rows_undecoded": row["rows_undecoded"],
+        "first_file_undecoded": row["first_file_undecoded"],
         "quarantine_by_rule": by_rule(s.REASONS),
         "warnings_by_rule": by_rule(s.WARNINGS),
+    }
+
+
+def table_counts(clean: DataFrame, quarantine: DataFrame) -> dict[str, object]:
+    """Rows, rows per rule and z_min over the whole clean and quarantine tables (every month):
+    what the marts built from them cover, after a run that replaced only some months."""
+
+    def per_rule(array: str) -> list[Column]:
+        return [
+            F.sum(F.when(F.array_contains(array, name), 1).otherwise(0)).alias(name)
+            for name in RULE_NAMES
+        ]
+
+    kept = clean.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.min(s.PURCHASE_VALUE).alias("z_min"),
+        *per_rule(s.WARNINGS),
+    ).first()
+    moved = quarantine.agg(F.count(F.lit(1)).alias("rows"), *per_rule(s.REASONS)).first()
+    moved_warnings = quarantine.agg(*per_rule(s.WARNINGS)).first()
+    quarantine_by_rule = {name: moved[name] for name in RULE_NAMES if moved[name]}
+    warnings = {name: (kept[name] or 0) + (moved_warnings[name] or 0) for name in RULE_NAMES}
+    return {
+        "rows_in": kept["rows"] + moved["rows"],
+        "rows_clean": kept["rows"],
+        "rows_quarantined": moved["rows"],
+        "z_min": kept["z_min"],
+        "quarantine_by_rule": quarantine_by_rule,
+        "warnings_by_rule": {name: n for name, n in warnings.items() if n},
     }
 
 

@@ -68,6 +68,8 @@ NOT_NULL_COLUMNS: tuple[str, ...] = (
     PURCHASE_DATE,
     PURCHASE_VALUE,
 )
+# The free-text purchase fields.
+TEXT_COLUMNS: tuple[str, ...] = (PRODUCT_CATEGORY, PRODUCT_NICHE, PURCHASE_DEVICE, PURCHASE_ORIGIN)
 
 # What the loader hands to validation: the purchase fields plus lineage of each row.
 LOADED_SCHEMA = StructType(

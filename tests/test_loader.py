@@ -192,3 +192,55 @@ def test_tables_skip_the_dictionary_only_for_row_unique_columns(
         for i in range(chunks.num_columns)
     }
     assert dictionary == {s.PURCHASE_ID: False, s.PRODUCT_ID: True}
+
+
+def tsv(line: str) -> str:
+    return line.replace('"1,0"', "1,0").replace('"0,0"', "0,0").replace(",", "\t")
+
+
+def test_a_tsv_row_of_only_tabs_is_read_as_a_row_of_nulls(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Spark's CSV reader drops a line that is blank once trimmed: a row of empty fields in a
+    TSV would vanish, counted nowhere."""
+    header = HEADER.replace(",", "\t")
+    blank = "\t" * header.count("\t")
+    path = write(tmp_path / "sales.tsv", f"{header}\n{blank}\n{tsv(GOOD_LINE)}\n")
+    rows = inputs.read_purchases(spark, inputs.resolve_input(path)).collect()
+    assert len(rows) == 2
+    empty = [r for r in rows if r[s.PURCHASE_ID] is None]
+    assert len(empty) == 1
+    assert all(empty[0][name] is None for name, _ in s.PURCHASE_FIELDS)
+
+
+def test_a_foreign_file_in_a_folder_is_refused_or_skipped(
+    spark: SparkSession, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    write(folder / "sales.csv", f"{HEADER}\n{GOOD_LINE}\n")
+    readme = write(folder / "README.txt", "Purchases of 2016\nOne row per purchase.\n")
+    with pytest.raises(UserError) as refused:
+        inputs.resolve_input(str(folder))
+    assert str(refused.value) == (
+        f"{readme} is not a purchase export (its first line is not the purchase header): "
+        f"move it out of {folder}, or set input.skip_foreign_files = true"
+    )
+    with caplog.at_level(logging.WARNING):
+        resolved = inputs.resolve_input(str(folder), skip_foreign_files=True)
+    assert resolved.files == (str(folder / "sales.csv"),)
+    assert f"skipping {readme}" in caplog.text
+    assert inputs.read_purchases(spark, resolved).count() == 1
+
+
+def test_a_parquet_folder_with_a_stray_text_file(spark: SparkSession, tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    spark.createDataFrame(expected(spark, "x").drop(s.SOURCE_FILE, s.RAW_LINE).rdd).write.parquet(
+        str(folder)
+    )
+    write(folder / "notes.txt", "not data\n")
+    with pytest.raises(UserError, match="input mixes Parquet and text files"):
+        inputs.resolve_input(str(folder))
+    resolved = inputs.resolve_input(str(folder), skip_foreign_files=True)
+    assert resolved.format == "parquet"
+    assert inputs.read_purchases(spark, resolved).count() == 2

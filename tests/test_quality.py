@@ -232,6 +232,8 @@ def test_quality_counts(spark: SparkSession) -> None:
         "rows_quarantined": 3,
         "z_min": -0.50,
         "day_only_timestamps": False,
+        "rows_undecoded": 0,
+        "first_file_undecoded": None,
         "quarantine_by_rule": {"malformed": 1, "outside_period": 1, "commission_invalid": 2},
         "warnings_by_rule": {"affiliate_sale_without_commission": 1},
     }

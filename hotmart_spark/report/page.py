@@ -56,7 +56,7 @@ def build_charts(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> di
     unit = insights["run"]["value_unit"]
     top = {float(k): v for k, v in insights["producers"]["top_share_by_revenue"].items()}
     backtest = marts["forecast_backtest"]
-    return {
+    pngs = {
         "pareto": charts.pareto(marts["pareto"], top),
         "monthly_forecast": charts.monthly_forecast(
             marts["forecast_monthly"].sort_values("month"),
@@ -64,7 +64,6 @@ def build_charts(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> di
             unit,
         ),
         "monthly_value": charts.monthly_value(pd.DataFrame(insights["trends"]["monthly"]), unit),
-        "weekday_hour": charts.weekday_hour(marts["weekday_hour"], unit),
         "categories": charts.breakdown_bars(marts["breakdowns"], ("category", "niche")),
         "channels": charts.share_pairs(
             marts["channels"],
@@ -89,6 +88,14 @@ def build_charts(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> di
         ),
         "drivers": charts.drivers(marts["product_drivers"], marts["product_effects"]),
     }
+    # A log stamped by day has every row at one clock time: an hour chart would show that.
+    if not day_only(insights):
+        pngs["weekday_hour"] = charts.weekday_hour(marts["weekday_hour"], unit)
+    return pngs
+
+
+def day_only(insights: dict[str, Any]) -> bool:
+    return bool(insights["run"].get("day_only_timestamps"))
 
 
 def _tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> dict[str, list[Table]]:
@@ -215,7 +222,9 @@ def build_report(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> Re
     """The page and its charts from insights.json and the report's marts."""
     stories = {
         "producers": story.producers(insights["producers"]),
-        "trends": story.trends(insights["trends"], marts["breakdowns"], marts["weekday_hour"]),
+        "trends": story.trends(
+            insights["trends"], marts["breakdowns"], marts["weekday_hour"], day_only(insights)
+        ),
         "segments": story.segments(insights["segments"]),
         "drivers": story.drivers(insights["drivers"]),
         "forecast": story.forecast(insights["forecast"], marts["forecast_backtest"]),
@@ -250,7 +259,7 @@ def build_report(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> Re
                 "question": QUESTIONS[key],
                 "answer": stories[key]["answer"],
                 "details": stories[key]["details"],
-                "charts": section_charts[key],
+                "charts": [name for name in section_charts[key] if name in pngs],
                 "tables": tables[key],
             }
             for key in QUESTIONS

@@ -76,7 +76,7 @@ def producers(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def trends(
-    t: dict[str, Any], breakdowns: pd.DataFrame, weekday_hour: pd.DataFrame
+    t: dict[str, Any], breakdowns: pd.DataFrame, weekday_hour: pd.DataFrame, day_only: bool
 ) -> dict[str, Any]:
     """Q2: time, category, niche, device, origin, social networks, channel."""
     monthly = pd.DataFrame(t["monthly"])
@@ -108,8 +108,13 @@ def trends(
         "Month on month: " + ", ".join(growth) + ".",
         f"The largest niche is {niche['level']} ({pct(niche['value_share'])} of the value); "
         f"the largest device is {device['level']} ({pct(device['value_share'])}).",
-        f"The busiest hour of the week is {WEEKDAY_NAMES[int(busiest['weekday']) - 1]} at "
-        f"{int(busiest['hour'])}:00; the strongest weekday is "
+        (
+            "The timestamps carry the day only, so no hour of the day is reported; "
+            if day_only
+            else f"The busiest hour of the week is {WEEKDAY_NAMES[int(busiest['weekday']) - 1]} "
+            f"at {int(busiest['hour'])}:00; "
+        )
+        + "the strongest weekday is "
         f"{WEEKDAY_NAMES[int(by_weekday.idxmax()) - 1]} and the weakest "
         f"{WEEKDAY_NAMES[int(by_weekday.idxmin()) - 1]} "
         f"({pct(by_weekday.min() / by_weekday.max() - 1)} against the strongest).",
@@ -232,17 +237,33 @@ def forecast(f: dict[str, Any], backtest: pd.DataFrame) -> dict[str, Any]:
 
 
 def quality(run: dict[str, Any]) -> list[str]:
-    """The data-quality paragraph."""
-    return [
+    """The data-quality paragraph: the tables the marts are built from."""
+    lines = [
         f"{count(run['rows_in'])} rows read, {count(run['rows_clean'])} clean and "
         f"{count(run['rows_quarantined'])} quarantined "
         f"({pct(run['rows_quarantined'] / run['rows_in'], 2)}), over "
         f"{run['period_start']} to {run['period_end']}.",
+    ]
+    last = run.get("last_run")
+    if last:
+        months = " to ".join(dict.fromkeys(m for m in (last["from"], last["to"]) if m))
+        lines.append(
+            f"The last validation replaced only {months} (and the undated rows): "
+            f"{count(last['rows_in'])} rows read, {count(last['rows_quarantined'])} quarantined; "
+            "the figures above count every month of the tables."
+        )
+    if run.get("day_only_timestamps"):
+        lines.append(
+            "The timestamps carry the day only (every row of a day at one clock time): no "
+            "second was taken for a placeholder burst, and hours of the day are not analysed."
+        )
+    lines.append(
         f"Values are in {run['value_unit']}: the z-scored purchase value minus its minimum "
         f"over the clean rows (z_min = {run['z_min']:.4f})"
         if run["value_unit"] == "relative value units"
-        else f"Values are in {run['value_unit']}, from the configured mean and std.",
-    ]
+        else f"Values are in {run['value_unit']}, from the configured mean and std."
+    )
+    return lines
 
 
 def caveats(run: dict[str, Any]) -> list[str]:

@@ -25,7 +25,13 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     if not jdbc.is_jdbc(config.paths.output):
         raise UserError("--output must name a table: jdbc:mysql://host:port/schema?table=name")
     target = jdbc.parse_source(config.paths.output)
-    files = inputs.resolve_input(config.paths.input, config.input.format, config.input.separator)
+    files = inputs.resolve_input(
+        config.paths.input,
+        config.input.format,
+        config.input.separator,
+        config.input.encoding,
+        config.input.skip_foreign_files,
+    )
     with persisted(inputs.read_purchases(spark, files, config.input.encoding)) as purchases:
         # A typed table cannot hold a line that did not parse: those are counted, not loaded.
         loadable = purchases.where(F.col(s.RAW_LINE).isNull())

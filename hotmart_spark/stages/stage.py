@@ -123,4 +123,7 @@ def period(config: Config) -> tuple[dt.date, dt.date]:
             f"period is 'auto' and no validation under {config.paths.input} resolved it: "
             "run the validate job first"
         )
-    return dt.date.fromisoformat(run["period_start"]), dt.date.fromisoformat(run["period_end"])
+    return (
+        start or dt.date.fromisoformat(run["period_start"]),
+        end or dt.date.fromisoformat(run["period_end"]),
+    )

@@ -14,6 +14,7 @@ from hotmart_spark import generate, inputs, jdbc, quality
 from hotmart_spark import schema as s
 from hotmart_spark.config import Config
 from hotmart_spark.errors import UserError
+from hotmart_spark.filesystem import local_path
 from hotmart_spark.stages.stage import (
     Stage,
     publish_insights,
@@ -38,7 +39,13 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         resolved = jdbc.parse_source(source)
         purchases = jdbc.read_purchases(spark, resolved, config.jdbc, config.input)
     else:
-        resolved = inputs.resolve_input(source, config.input.format, config.input.separator)
+        resolved = inputs.resolve_input(
+            source,
+            config.input.format,
+            config.input.separator,
+            config.input.encoding,
+            config.input.skip_foreign_files,
+        )
         purchases = quality.within_months(
             inputs.read_purchases(spark, resolved, config.input.encoding), *months
         )
@@ -63,6 +70,13 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         timings["read_and_check_s"] = round(time.time() - started, 2)
         if counts["rows_in"] == 0:
             raise UserError(f"input has no rows: {source}")
+        if counts["rows_undecoded"] and isinstance(resolved, inputs.InputFiles):
+            raise UserError(
+                f"{local_path(counts['first_file_undecoded'])}: {counts['rows_undecoded']:,} rows "
+                "hold bytes "
+                f"that are not {config.input.encoding}; set input.encoding to the file's "
+                "encoding (ISO-8859-1 for the known exports)"
+            )
         step = time.time()
         for table, rows in (
             ("clean", quality.clean_rows(flagged)),
@@ -70,10 +84,10 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         ):
             write(rows, config, table, replaced_months)
         timings["write_s"] = round(time.time() - step, 2)
+    written = {table: read(spark, config.paths.output, table) for table in ("clean", "quarantine")}
     # The run's months (and the undated rows) of the tables as written, other months aside.
     written_clean, written_quarantine = (
-        quality.within_months(read(spark, config.paths.output, table), *months).count()
-        for table in ("clean", "quarantine")
+        quality.within_months(written[table], *months).count() for table in ("clean", "quarantine")
     )
     if written_clean + written_quarantine != counts["rows_in"]:
         raise RuntimeError(
@@ -92,9 +106,14 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         "timings": timings,
     }
     manifest = record_in_manifest(config, "validate", record)
-    publish_insights(
-        config, "run", run_insights(counts, config, period, generate.is_generated(source))
-    )
+    # The report describes the tables the marts are built from: after a month range, every
+    # month of them, with the run's own months beside.
+    described = counts if replaced_months is None else quality.table_counts(**written)
+    day_only = counts["day_only_timestamps"]
+    section = run_insights(described, day_only, config, period, generate.is_generated(source))
+    if replaced_months is not None:
+        section["last_run"] = {"from": months[0] or None, "to": months[1] or None, **counts}
+    publish_insights(config, "run", section)
     share = counts["rows_quarantined"] / counts["rows_in"]
     if share > config.quality.max_quarantine_share:
         quality_gate_failed(
@@ -133,7 +152,11 @@ def resolve_period(
 
 
 def run_insights(
-    counts: dict[str, Any], config: Config, period: tuple[dt.date, dt.date], synthetic: bool
+    counts: dict[str, Any],
+    day_only_timestamps: bool,
+    config: Config,
+    period: tuple[dt.date, dt.date],
+    synthetic: bool,
 ) -> dict[str, Any]:
     """What the report says of the data: rows in, clean and quarantined (by rule), the value
     unit, the period and the timestamps' resolution."""
@@ -145,7 +168,7 @@ def run_insights(
         "warnings_by_rule": counts["warnings_by_rule"],
         "value_unit": config.value.unit,
         "z_min": counts["z_min"],
-        "day_only_timestamps": counts["day_only_timestamps"],
+        "day_only_timestamps": day_only_timestamps,
         "period_start": period[0].isoformat(),
         "period_end": period[1].isoformat(),
         "synthetic": synthetic,
