@@ -65,11 +65,15 @@ fi
 # The same Python prints the jars folder of the Spark it will run (for the class archive below).
 mkdir -p "$root/build"
 spark_jars=$("$PYSPARK_DRIVER_PYTHON" - "$root" "${SPARK_HOME:-}" <<'PY'
-import importlib.util, pathlib, sys, zipfile
+import importlib.util, os, pathlib, sys, zipfile
 root = pathlib.Path(sys.argv[1])
-with zipfile.ZipFile(root / "build" / "hotmart_spark.zip", "w", zipfile.ZIP_DEFLATED) as bundle:
+bundle_path = root / "build" / "hotmart_spark.zip"
+# Written aside and renamed: a job already running imports from the zip while another starts.
+partial = bundle_path.with_name(f"{bundle_path.name}.{os.getpid()}")
+with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as bundle:
     for path in sorted(p for p in (root / "hotmart_spark").rglob("*") if p.suffix in (".py", ".j2", ".toml")):
         bundle.write(path, path.relative_to(root))
+os.replace(partial, bundle_path)
 spec = importlib.util.find_spec("pyspark")
 home = sys.argv[2] or (str(pathlib.Path(spec.origin).parent) if spec and spec.origin else "")
 print(pathlib.Path(home, "jars") if home else "")

@@ -87,7 +87,7 @@ def pipeline(rows: int, data: Path, work: Path, driver_memory: str) -> dict[str,
          "jobs/pipeline.py", "--input", str(data), "--output", str(out)],
         work / f"pipeline-{rows}.log",
     )  # fmt: skip
-    record = json.loads((out / "manifest.json").read_text())["stages"]["pipeline"]
+    record = json.loads((out / "manifest.json").read_text())["runs"][0]["stages"]["pipeline"]
     return {
         "rows": rows,
         "wall_s": round(seconds, 1),

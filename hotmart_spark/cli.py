@@ -23,8 +23,9 @@ log = logging.getLogger("hotmart_spark")
 
 EXIT_FAILURE = 1
 EXIT_USER_ERROR = 2
-# The run succeeded and published its outputs, but its data failed a quality gate.
-EXIT_QUALITY_GATE = 3
+# The run succeeded and published its outputs, but its data failed a quality gate (3 is
+# the JVM's own exit on running out of memory).
+EXIT_QUALITY_GATE = 5
 # Another run holds the output root: try again later.
 EXIT_OUTPUT_ROOT_BUSY = 4
 DEBUG_ENV = "HOTMART_SPARK_DEBUG"
