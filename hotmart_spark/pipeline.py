@@ -11,10 +11,17 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from hotmart_spark import outputs
 from hotmart_spark.config import Config
 from hotmart_spark.errors import NotEnoughData
 from hotmart_spark.stages import aggregates, drivers, forecast, report, segments, validate
-from hotmart_spark.stages.stage import Stage, output_root, record_in_manifest, recording_writes
+from hotmart_spark.stages.stage import (
+    Stage,
+    output_root,
+    publish_insights,
+    record_in_manifest,
+    recording_writes,
+)
 from hotmart_spark.threads import Pool
 
 log = logging.getLogger("hotmart_spark.pipeline")
@@ -34,8 +41,9 @@ POLL_S = 0.2
 def run(spark: SparkSession, config: Config, stages: tuple[Stage, ...] = STAGES) -> dict[str, Any]:
     """Run the stages, each once every output it reads that another stage writes is written:
     a table once its write completes, an insights section once its stage ends. A stage the
-    data is too small for (NotEnoughData) is skipped with its reason, and so is every stage
-    that reads its outputs; the others run and are published.
+    data is too small for (NotEnoughData) is skipped with its reason, written in its insights
+    sections, and so is every stage that reads its outputs, but for one that runs after skips
+    (the report, which says what was not answered); the others run and are published.
 
     Aggregates, segments and drivers read only the clean table, which validation writes
     before the quarantine and its checks; forecast reads the quarantine and the daily mart,
@@ -65,7 +73,20 @@ def run(spark: SparkSession, config: Config, stages: tuple[Stage, ...] = STAGES)
         return writer[name] in done or name in writing.get(writer[name], {})
 
     def can_start(stage: Stage) -> bool:
-        return all(is_written(name) for name in stage.reads if name in writer)
+        return all(
+            is_written(name) or (stage.runs_after_skips and writer[name] in skipped)
+            for name in stage.reads
+            if name in writer
+        )
+
+    def skip(stage: Stage, why: str) -> None:
+        """Skip a stage; its insights sections say so, for the report."""
+        skipped[stage.name] = why
+        log.warning("stage %s skipped: %s", stage.name, why)
+        for name in stage.writes:
+            if name.startswith(outputs.INSIGHTS_PREFIX):
+                section = name.removeprefix(outputs.INSIGHTS_PREFIX)
+                publish_insights(downstream, section, {"not_answered": why})
 
     def run_stage(stage: Stage) -> dict[str, Any]:
         stage_started = time.time()
@@ -88,9 +109,9 @@ def run(spark: SparkSession, config: Config, stages: tuple[Stage, ...] = STAGES)
     with Pool(config.pipeline.concurrent_stages, "stage") as pool:
         while True:
             for stage in stages:
-                lacking = sorted({writer[r] for r in stage.reads if r in writer} & set(skipped))
-                if stage.name not in skipped and lacking:
-                    skipped[stage.name] = f"needs the {' and '.join(lacking)} stage's outputs"
+                lacking = [writer[r] for r in stage.reads if r in writer and writer[r] in skipped]
+                if stage.name not in skipped and lacking and not stage.runs_after_skips:
+                    skip(stage, f"the {lacking[0]} stage was skipped ({skipped[lacking[0]]})")
             waiting = [
                 s
                 for s in stages
@@ -112,8 +133,7 @@ def run(spark: SparkSession, config: Config, stages: tuple[Stage, ...] = STAGES)
                 try:
                     done[name] = future.result()
                 except NotEnoughData as exc:
-                    skipped[name] = str(exc)
-                    log.warning("stage %s skipped: %s", name, exc)
+                    skip(next(s for s in stages if s.name == name), str(exc))
                 except Exception as exc:
                     failed[name] = exc
     record["stages"] = [done[s.name] for s in stages if s.name in done]

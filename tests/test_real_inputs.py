@@ -118,17 +118,23 @@ def test_with_no_clean_row_the_analysis_is_skipped_and_validation_published(
         overrides=[f"paths.input={source}", f"paths.output={out}", "quality.max_quarantine_share=1"]
     )
     record = run_stage(spark, pipeline, config)
-    # The report names the first skipped stage it reads from, whichever ends first.
-    assert record["skipped"].pop("report").startswith("needs the ")
     assert record["skipped"] == {
         "aggregates": "the clean table has no rows",
         "segments": "the clean table has no rows",
         "drivers": "the clean table has no rows",
-        "forecast": "needs the aggregates stage's outputs",
+        "forecast": "the aggregates stage was skipped (the clean table has no rows)",
     }
     assert stages.read(spark, str(out), "clean").isEmpty()
     assert stages.read(spark, str(out), "quarantine").count() == 20
-    assert insights(out)["run"]["rows_quarantined"] == 20
+    found = insights(out)
+    assert found["run"]["rows_quarantined"] == 20
+    assert found["producers"] == {"not_answered": "the clean table has no rows"}
+    # The report says what it could not answer, and why, and shows the data's quality.
+    page = (out / "report" / "report.html").read_text()
+    assert page.count("Not answered: the clean table has no rows.") == 2 * 4
+    assert page.count("Not answered: the aggregates stage was skipped") == 2
+    assert "<img" not in page
+    assert "outside_period" in page
     assert newest_run(out, "pipeline")["status"] == "succeeded"
 
 

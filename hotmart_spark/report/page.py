@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -52,54 +53,94 @@ class Table:
     rows: list[list[str]]
 
 
-def build_charts(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> dict[str, bytes]:
+def build_charts(
+    insights: dict[str, Any], marts: dict[str, pd.DataFrame], answered: set[str]
+) -> dict[str, bytes]:
+    """The charts of the answered sections."""
     unit = insights["run"]["value_unit"]
-    top = {float(k): v for k, v in insights["producers"]["top_share_by_revenue"].items()}
-    backtest = marts["forecast_backtest"]
-    pngs = {
-        "pareto": charts.pareto(marts["pareto"], top),
-        "monthly_forecast": charts.monthly_forecast(
-            marts["forecast_monthly"].sort_values("month"),
-            backtest[backtest["horizon"] == "all"],
-            unit,
-        ),
-        "monthly_value": charts.monthly_value(pd.DataFrame(insights["trends"]["monthly"]), unit),
-        "categories": charts.breakdown_bars(marts["breakdowns"], ("category", "niche")),
-        "channels": charts.share_pairs(
-            marts["channels"],
-            "channel",
-            ("units_share", "share of units"),
-            ("value_share", "share of value"),
-            "Affiliate against direct sales",
-        ),
-        "rfm_segments": charts.share_pairs(
-            marts["rfm_segments"].sort_values("value_share", ascending=False),
-            "segment",
-            ("buyer_share", "share of buyers"),
-            ("value_share", "share of value"),
-            "Buyer segments: how many, and how much they bring",
-        ),
-        "producer_clusters": charts.share_pairs(
-            marts["producer_cluster_profiles"].sort_values("value_share", ascending=False),
-            "label",
-            ("producer_share", "share of producers"),
-            ("value_share", "share of value"),
-            "Producer clusters",
-        ),
-        "drivers": charts.drivers(marts["product_drivers"], marts["product_effects"]),
+    builders: dict[str, dict[str, Callable[[], bytes]]] = {
+        "producers": {
+            "pareto": lambda: charts.pareto(
+                marts["pareto"],
+                {float(k): v for k, v in insights["producers"]["top_share_by_revenue"].items()},
+            ),
+        },
+        "trends": {
+            "monthly_value": lambda: charts.monthly_value(
+                pd.DataFrame(insights["trends"]["monthly"]), unit
+            ),
+            "categories": lambda: charts.breakdown_bars(marts["breakdowns"], ("category", "niche")),
+            "channels": lambda: charts.share_pairs(
+                marts["channels"],
+                "channel",
+                ("units_share", "share of units"),
+                ("value_share", "share of value"),
+                "Affiliate against direct sales",
+            ),
+        },
+        "segments": {
+            "rfm_segments": lambda: charts.share_pairs(
+                marts["rfm_segments"].sort_values("value_share", ascending=False),
+                "segment",
+                ("buyer_share", "share of buyers"),
+                ("value_share", "share of value"),
+                "Buyer segments: how many, and how much they bring",
+            ),
+            "producer_clusters": lambda: charts.share_pairs(
+                marts["producer_cluster_profiles"].sort_values("value_share", ascending=False),
+                "label",
+                ("producer_share", "share of producers"),
+                ("value_share", "share of value"),
+                "Producer clusters",
+            ),
+        },
+        "drivers": {
+            "drivers": lambda: charts.drivers(marts["product_drivers"], marts["product_effects"]),
+        },
+        "forecast": {
+            "monthly_forecast": lambda: charts.monthly_forecast(
+                marts["forecast_monthly"].sort_values("month"),
+                marts["forecast_backtest"][marts["forecast_backtest"]["horizon"] == "all"],
+                unit,
+            ),
+        },
     }
     # A log stamped by day has every row at one clock time: an hour chart would show that.
     if not day_only(insights):
-        pngs["weekday_hour"] = charts.weekday_hour(marts["weekday_hour"], unit)
-    return pngs
+        builders["trends"]["weekday_hour"] = lambda: charts.weekday_hour(
+            marts["weekday_hour"], unit
+        )
+    return {
+        name: build()
+        for section, section_charts in builders.items()
+        if section in answered
+        for name, build in section_charts.items()
+    }
 
 
 def day_only(insights: dict[str, Any]) -> bool:
     return bool(insights["run"].get("day_only_timestamps"))
 
 
-def _tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> dict[str, list[Table]]:
-    p, unit = insights["producers"], insights["run"]["value_unit"]
+def _tables(
+    insights: dict[str, Any], marts: dict[str, pd.DataFrame], answered: set[str]
+) -> dict[str, list[Table]]:
+    """The tables of the answered sections."""
+    builders = {
+        "producers": _producer_tables,
+        "trends": _trend_tables,
+        "segments": _segment_tables,
+        "drivers": _driver_tables,
+        "forecast": _forecast_tables,
+    }
+    return {
+        section: build(insights, marts) if section in answered else []
+        for section, build in builders.items()
+    }
+
+
+def _producer_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> list[Table]:
+    p = insights["producers"]
     n = p["n_producers"]
     top = Table(
         "Share of value of the top producers by value",
@@ -109,6 +150,11 @@ def _tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> dict[st
             for k, v in sorted(p["top_share_by_revenue"].items(), key=lambda kv: float(kv[0]))
         ],
     )
+    return [top]
+
+
+def _trend_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> list[Table]:
+    unit = insights["run"]["value_unit"]
     monthly = Table(
         f"Monthly value ({unit}), units and buyers",
         ["month", "value", "units", "buyers", "growth"],
@@ -123,6 +169,11 @@ def _tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> dict[st
             for m in insights["trends"]["monthly"]
         ],
     )
+    return [monthly]
+
+
+def _segment_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> list[Table]:
+    unit = insights["run"]["value_unit"]
     rfm = Table(
         "Buyer segments",
         ["segment", "buyers", "share of buyers", "share of value", "top categories"],
@@ -164,6 +215,10 @@ def _tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> dict[st
             for r in profiles.itertuples()
         ],
     )
+    return [rfm, clusters]
+
+
+def _driver_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> list[Table]:
     drivers = Table(
         "Product features: rank correlation with units and importance in the model",
         ["feature", "Spearman", "permutation importance", "impurity importance"],
@@ -179,6 +234,11 @@ def _tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> dict[st
             for r in marts["product_drivers"].itertuples()
         ],
     )
+    return [drivers]
+
+
+def _forecast_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> list[Table]:
+    unit = insights["run"]["value_unit"]
     f = insights["forecast"]
     ahead = Table(
         f"Forecast ({unit}) by {f['model']}",
@@ -209,25 +269,31 @@ def _tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> dict[st
             for r in sorted(f["backtest"], key=lambda r: r["mae"])
         ],
     )
-    return {
-        "producers": [top],
-        "trends": [monthly],
-        "segments": [rfm, clusters],
-        "drivers": [drivers],
-        "forecast": [ahead, backtest],
-    }
+    return [ahead, backtest]
+
+
+def answered(insights: dict[str, Any]) -> set[str]:
+    """The questions whose stage ran; a skipped one's section holds only why."""
+    return {key for key in QUESTIONS if "not_answered" not in insights[key]}
 
 
 def build_report(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> Report:
-    """The page and its charts from insights.json and the report's marts."""
-    stories = {
-        "producers": story.producers(insights["producers"]),
-        "trends": story.trends(
+    """The page and its charts from insights.json and the marts of the answered questions."""
+    done = answered(insights)
+    builders: dict[str, Callable[[], dict[str, Any]]] = {
+        "producers": lambda: story.producers(insights["producers"]),
+        "trends": lambda: story.trends(
             insights["trends"], marts["breakdowns"], marts["weekday_hour"], day_only(insights)
         ),
-        "segments": story.segments(insights["segments"]),
-        "drivers": story.drivers(insights["drivers"]),
-        "forecast": story.forecast(insights["forecast"], marts["forecast_backtest"]),
+        "segments": lambda: story.segments(insights["segments"]),
+        "drivers": lambda: story.drivers(insights["drivers"]),
+        "forecast": lambda: story.forecast(insights["forecast"], marts["forecast_backtest"]),
+    }
+    stories = {
+        key: build()
+        if key in done
+        else {"answer": f"Not answered: {insights[key]['not_answered']}.", "details": []}
+        for key, build in builders.items()
     }
     section_charts = {
         "producers": ["pareto"],
@@ -236,8 +302,8 @@ def build_report(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> Re
         "drivers": ["drivers"],
         "forecast": ["monthly_forecast"],
     }
-    pngs = build_charts(insights, marts)
-    tables = _tables(insights, marts)
+    pngs = build_charts(insights, marts, done)
+    tables = _tables(insights, marts, done)
     run = insights["run"]
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = environment.from_string(
@@ -270,6 +336,6 @@ def build_report(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> Re
             (rule, count(n))
             for rule, n in sorted(run["quarantine_by_rule"].items(), key=lambda kv: -kv[1])
         ],
-        caveats=story.caveats(run),
+        caveats=story.caveats(run, done),
     )
     return Report(html, pngs)

@@ -257,33 +257,38 @@ def quality(run: dict[str, Any]) -> list[str]:
             "The timestamps carry the day only (every row of a day at one clock time): no "
             "second was taken for a placeholder burst, and hours of the day are not analysed."
         )
-    lines.append(
-        f"Values are in {run['value_unit']}: the z-scored purchase value minus its minimum "
-        f"over the clean rows (z_min = {run['z_min']:.4f})"
-        if run["value_unit"] == "relative value units"
-        else f"Values are in {run['value_unit']}, from the configured mean and std."
-    )
+    if run["z_min"] is None:
+        lines.append("No row is clean, so there is no value to state.")
+    elif run["value_unit"] == "relative value units":
+        lines.append(
+            f"Values are in {run['value_unit']}: the z-scored purchase value minus its minimum "
+            f"over the clean rows (z_min = {run['z_min']:.4f})"
+        )
+    else:
+        lines.append(f"Values are in {run['value_unit']}, from the configured mean and std.")
     return lines
 
 
-def caveats(run: dict[str, Any]) -> list[str]:
+def caveats(run: dict[str, Any], answered: set[str]) -> list[str]:
     notes = []
     if run.get("synthetic"):
         notes.append(
             "The input was made by the project's generator: the numbers describe synthetic "
             "data shaped like the 2016 sample, not the real marketplace."
         )
-    if run["value_unit"] == "relative value units":
+    if run["value_unit"] == "relative value units" and answered:
         notes.append(
             "Relative value units preserve ratios and shares between purchases but not money: "
             "set value.mean and value.std to report in currency."
         )
-    notes.append(
-        "The effect of the affiliate programme is observational: it adjusts for category, "
-        "niche, price and age only, and programmes are not assigned at random."
-    )
-    notes.append(
-        "Forecast intervals come from the models' own simulations; the backtest coverage "
-        "column shows how often they held in the past."
-    )
+    if "drivers" in answered:
+        notes.append(
+            "The effect of the affiliate programme is observational: it adjusts for category, "
+            "niche, price and age only, and programmes are not assigned at random."
+        )
+    if "forecast" in answered:
+        notes.append(
+            "Forecast intervals come from the models' own simulations; the backtest coverage "
+            "column shows how often they held in the past."
+        )
     return notes

@@ -12,7 +12,7 @@ from hotmart_spark import outputs, records
 from hotmart_spark.config import Config
 from hotmart_spark.errors import UserError
 from hotmart_spark.filesystem import local_path, write_atomically
-from hotmart_spark.report.page import MARTS, SECTIONS, build_report
+from hotmart_spark.report.page import MARTS, SECTIONS, answered, build_report
 from hotmart_spark.stages.stage import (
     Stage,
     local_report,
@@ -46,8 +46,14 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     started = time.time()
     root, out = config.paths.input, output_root(config)
     insights = report_insights(root)
-    # Every report mart is a summary (at most 1,000 Pareto points), never the purchases.
-    marts = {name: read(spark, root, f"marts/{name}").toPandas() for name in MARTS}
+    # Every report mart is a summary (at most 1,000 Pareto points), never the purchases. A
+    # question whose stage was skipped has no marts to read.
+    ran = {outputs.OUTPUTS[outputs.insights(key)].stage for key in answered(insights)}
+    marts = {
+        name: read(spark, root, f"marts/{name}").toPandas()
+        for name in MARTS
+        if outputs.OUTPUTS[f"marts/{name}"].stage in ran
+    }
     report = build_report(insights, marts)
     folder = report_folder(config)
     for name, png in report.charts.items():
@@ -77,4 +83,5 @@ STAGE = Stage(
     "report",
     reads=(*(f"marts/{name}" for name in MARTS), *(outputs.insights(s) for s in SECTIONS)),
     run=run,
+    runs_after_skips=True,
 )

@@ -25,6 +25,9 @@ class Stage:
     # Outputs of other stages it reads (names of outputs.OUTPUTS); the raw input is not one.
     reads: tuple[str, ...]
     run: Callable[[SparkSession, Config], dict[str, Any]]
+    # Starts also when a stage it reads from was skipped for too little data (and reads only
+    # what the others wrote); otherwise it is skipped too.
+    runs_after_skips: bool = False
 
     @property
     def writes(self) -> tuple[str, ...]:
