@@ -15,6 +15,7 @@ from hotmart_spark import pipeline, runs
 from hotmart_spark import schema as s
 from hotmart_spark.config import load_config
 from hotmart_spark.errors import UserError
+from hotmart_spark.report import story
 from hotmart_spark.stages import generate as generate_job
 from hotmart_spark.stages import stage as stages
 from hotmart_spark.stages import validate as validate_job
@@ -188,3 +189,59 @@ def test_a_day_stamped_log_runs_the_pipeline_without_bursts(
     assert "The timestamps carry the day only" in report
     assert 'alt="weekday_hour chart"' not in report
     assert not (out / "report" / "weekday_hour.png").exists()
+
+
+def test_a_month_range_with_no_rows_empties_that_month(spark: SparkSession, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    full = csv(tmp_path / "full.csv", lines(range(1, 11), "2016-02-10") + lines(range(11, 21)))
+    run_stage(
+        spark, validate_job, load_config(overrides=[f"paths.input={full}", f"paths.output={out}"])
+    )
+    # The corrected export has no March purchase at all.
+    february = csv(tmp_path / "february.csv", lines(range(1, 11), "2016-02-10"))
+    months = ["input.from_month=2016-03", "input.to_month=2016-03"]
+    record = run_stage(
+        spark,
+        validate_job,
+        load_config(overrides=[f"paths.input={february}", f"paths.output={out}", *months]),
+    )
+    assert (record["rows_in"], record["rows_clean"]) == (0, 0)
+    clean = stages.read(spark, str(out), "clean")
+    assert [r[0] for r in clean.select(s.PURCHASE_MONTH).distinct().collect()] == ["2016-02"]
+    assert insights(out)["run"]["rows_in"] == 10
+
+
+def test_a_tsv_row_of_only_tabs_is_counted_and_quarantined(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    rows = [line.replace(",", "\t") for line in lines(range(1, 4))]
+    source = tmp_path / "sales.tsv"
+    source.write_text("\n".join([HEADER.replace(",", "\t"), "\t" * 14, *rows, ""]))
+    out = tmp_path / "out"
+    record = run_stage(
+        spark, validate_job, load_config(overrides=[f"paths.input={source}", f"paths.output={out}"])
+    )
+    assert (record["rows_in"], record["rows_clean"], record["rows_quarantined"]) == (4, 3, 1)
+    # A row of nulls also has no commission.
+    assert record["quarantine_by_rule"] == {"required_null": 1, "commission_invalid": 1}
+
+
+def test_the_data_paragraph_of_a_month_range_names_the_range() -> None:
+    run = {
+        "rows_in": 99397,
+        "rows_clean": 98700,
+        "rows_quarantined": 697,
+        "period_start": "2016-01-01",
+        "period_end": "2016-06-30",
+        "value_unit": "relative value units",
+        "z_min": -0.56,
+        "last_run": {"from": "2016-03", "to": "2016-03", "rows_in": 22290, "rows_quarantined": 150},
+    }
+    lines_ = story.quality(run)
+    assert lines_[0] == (
+        "99,397 rows read, 98,700 clean and 697 quarantined (0.70%), over 2016-01-01 to 2016-06-30."
+    )
+    assert lines_[1] == (
+        "The last validation replaced only 2016-03 (and the undated rows): 22,290 rows read, "
+        "150 quarantined; the figures above count every month of the tables."
+    )

@@ -241,7 +241,7 @@ def quality(run: dict[str, Any]) -> list[str]:
     lines = [
         f"{count(run['rows_in'])} rows read, {count(run['rows_clean'])} clean and "
         f"{count(run['rows_quarantined'])} quarantined "
-        f"({pct(run['rows_quarantined'] / run['rows_in'], 2)}), over "
+        f"({pct(run['rows_quarantined'] / max(run['rows_in'], 1), 2)}), over "
         f"{run['period_start']} to {run['period_end']}.",
     ]
     last = run.get("last_run")

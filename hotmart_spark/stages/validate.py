@@ -68,8 +68,11 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     with persisted(flagged) as flagged:
         counts = quality.quality_counts(flagged)
         timings["read_and_check_s"] = round(time.time() - started, 2)
-        if counts["rows_in"] == 0:
+        if counts["rows_in"] == 0 and replaced_months is None:
             raise UserError(f"input has no rows: {source}")
+        if counts["rows_in"] == 0:
+            # A month with no purchases is an answer: its partitions are replaced by none.
+            log.warning("no rows in months %s to %s of %s", *months, source)
         if counts["rows_undecoded"] and isinstance(resolved, inputs.InputFiles):
             raise UserError(
                 f"{local_path(counts['first_file_undecoded'])}: {counts['rows_undecoded']:,} rows "
@@ -114,7 +117,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     if replaced_months is not None:
         section["last_run"] = {"from": months[0] or None, "to": months[1] or None, **counts}
     publish_insights(config, "run", section)
-    share = counts["rows_quarantined"] / counts["rows_in"]
+    share = counts["rows_quarantined"] / max(counts["rows_in"], 1)
     if share > config.quality.max_quarantine_share:
         quality_gate_failed(
             f"{share:.1%} of the rows were quarantined ({counts['rows_quarantined']:,} of "
