@@ -164,6 +164,9 @@ def trends_insights(spark: SparkSession, out: str, unit: str) -> dict[str, Any]:
                 "buyers": r["buyers"],
                 "new_buyers": r["new_buyers"],
                 "growth": r["growth"],
+                "growth_undefined": None
+                if r["growth"] is not None
+                else "the data has no month before this one",
             }
             for r in monthly
         ],

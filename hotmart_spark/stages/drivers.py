@@ -104,6 +104,9 @@ def drivers_insights(
             {
                 "feature": r["feature"],
                 "spearman": drivers.nan_to_none(r["spearman"]),
+                "spearman_undefined": None
+                if r["feature"] in drivers.NUMERIC_FEATURES
+                else "a categorical feature has no rank order",
                 "importance": drivers.nan_to_none(r["permutation_importance"]),
                 "importance_sd": drivers.nan_to_none(r["permutation_importance_sd"]),
             }
