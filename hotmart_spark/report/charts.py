@@ -220,7 +220,8 @@ def share_pairs(
         ax.xaxis.set_major_formatter(share)
         ax.set(xlabel="share", title=title)
         ax.grid(axis="y", visible=False)
-        ax.legend(loc="lower right")
+        # Below the axes: inside, the longest bars can run under it.
+        fig.legend(loc="outside lower center", ncol=2)
         return png(fig)
 
 
