@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from hotmart_spark import runs
+from hotmart_spark import outputs, runs
 from hotmart_spark.config import Config, load_config
 from hotmart_spark.errors import UserError
 from hotmart_spark.filesystem import is_local, local_path
@@ -87,6 +87,17 @@ def job_config(argv: Sequence[str] | None, description: str) -> Config:
     return config
 
 
+def written_by_job(name: str) -> tuple[str, ...]:
+    """The paths under the output root a job writes: its tables (the pipeline's: every one)
+    and the report folder (every job on a root writes insights.json or the report)."""
+    tables = [
+        o.name
+        for o in outputs.OUTPUTS.values()
+        if o.is_table and (name == "pipeline" or o.stage == name)
+    ]
+    return (*tables, runs.REPORT_FOLDER)
+
+
 def run_job(name: str, argv: Sequence[str] | None = None) -> int:
     """Run a job with a session; user errors end in one line and exit code 2.
 
@@ -111,7 +122,11 @@ def run_job(name: str, argv: Sequence[str] | None = None) -> int:
                 return 0
             details = {"input": config.paths.input, "output": config.paths.output}
             with runs.output_run(
-                config.paths.output, name, spark.sparkContext.applicationId, details
+                config.paths.output,
+                name,
+                spark.sparkContext.applicationId,
+                details,
+                writes=written_by_job(name),
             ) as run:
                 job.run(spark, config)
         finally:

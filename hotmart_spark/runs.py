@@ -147,9 +147,15 @@ def _same_folder(root: str, folder: Path) -> bool:
 
 @contextlib.contextmanager
 def output_run(
-    root: str, job: str, application_id: str, details: dict[str, Any] | None = None
+    root: str,
+    job: str,
+    application_id: str,
+    details: dict[str, Any] | None = None,
+    writes: tuple[str, ...] = (),
 ) -> Iterator[Run]:
-    """Hold the output root for a job's run and publish what it staged once it succeeds."""
+    """Hold the output root for a job's run and publish what it staged once it succeeds.
+    `writes` (outputs under the root) are checked before anything is computed: a file where
+    one of them goes ends the run at once."""
     folder = records.local_root(root)
     folder.mkdir(parents=True, exist_ok=True)
     run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
@@ -178,6 +184,8 @@ def output_run(
         _write_run_record(folder, record)
         token = _CURRENT.set(run)
         try:
+            for name in writes:
+                run._check_publishable(name)
             yield run
         except BaseException as exc:
             _remove_staging(folder, run_id)
