@@ -74,14 +74,23 @@ class Run:
     def staging(self) -> Path:
         return self.root / STAGING / self.run_id
 
-    def staged_path(self, name: str) -> Path:
+    def staged_path(self, name: str, keep_published: bool = False) -> Path:
         """Where the run writes output `name` (a table or the report folder); the first call
-        for a name registers it for publishing."""
+        for a name registers it for publishing. With keep_published, the staged output
+        starts as a copy of the published one (the report folder: insights.json keeps the
+        sections of stages this run does not run)."""
+        staged = self.staging / name
         with self._lock:
             if name not in self.staged:
                 self._check_publishable(name)
+                published = self.root / name
+                if keep_published and published.is_dir():
+                    # Hard links: every later write replaces a file, never changes one.
+                    shutil.copytree(published, staged, copy_function=os.link)
+                elif keep_published:
+                    staged.mkdir(parents=True, exist_ok=True)
                 self.staged.append(name)
-        return self.staging / name
+        return staged
 
     def _check_publishable(self, name: str) -> None:
         """One line now, rather than a publish that fails once everything is computed."""
@@ -91,32 +100,6 @@ class Run:
                 break
             if folder.exists() and not folder.is_dir():
                 raise UserError(f"{folder} is a file where the run writes {name}: move it away")
-
-    def resolve(self, root: str, name: str) -> str:
-        """The path to read output `name` under root from: the run's staged version when it
-        wrote one there, else the published one."""
-        if name in self.staged and _same_folder(root, self.root):
-            return str(self.staging / name)
-        return f"{root.rstrip('/')}/{name}"
-
-    def report_folder(self, root: str, for_writing: bool) -> Path:
-        """The report folder (insights.json, the page, its charts) as the run sees it. The
-        first write stages a copy of the published folder, so sections other stages wrote
-        before stay in it."""
-        if for_writing and _same_folder(root, self.root):
-            with self._lock:
-                staged = self.staging / REPORT_FOLDER
-                if REPORT_FOLDER not in self.staged:
-                    self._check_publishable(REPORT_FOLDER)
-                    published = self.root / REPORT_FOLDER
-                    if published.is_dir():
-                        # Hard links: every later write replaces a file, never changes one.
-                        shutil.copytree(published, staged, copy_function=os.link)
-                    else:
-                        staged.mkdir(parents=True, exist_ok=True)
-                    self.staged.append(REPORT_FOLDER)
-            return staged
-        return local_path(self.resolve(root, REPORT_FOLDER))
 
     def record_stage(self, stage: str, record: dict[str, Any]) -> Path:
         """Keep one stage's record in the run's record and rewrite the manifest."""
@@ -136,9 +119,13 @@ def current() -> Run:
     return run
 
 
-def current_or_none() -> Run | None:
-    """The run open in this context, if any: readers outside a run see published outputs."""
-    return _CURRENT.get()
+def resolve(root: str, name: str) -> str:
+    """The path to read output `name` under root from: the open run's staged version when it
+    wrote one there, else the published one."""
+    run = _CURRENT.get()
+    if run is not None and name in run.staged and _same_folder(root, run.root):
+        return str(run.staging / name)
+    return f"{root.rstrip('/')}/{name}"
 
 
 def _same_folder(root: str, folder: Path) -> bool:

@@ -112,10 +112,10 @@ def test_a_run_publishes_what_it_staged_and_keeps_the_rest(tmp_path: Path) -> No
     with output_run(str(tmp_path), "aggregates", "app-1") as run:
         stage(run, "marts/daily_revenue", "new daily")
         # Inside the run, readers see the staged version of what it wrote.
-        assert run.resolve(str(tmp_path), "marts/daily_revenue") == str(
+        assert runs.resolve(str(tmp_path), "marts/daily_revenue") == str(
             run.staging / "marts/daily_revenue"
         )
-        assert run.resolve(str(tmp_path), "clean") == f"{tmp_path}/clean"
+        assert runs.resolve(str(tmp_path), "clean") == f"{tmp_path}/clean"
         assert not (tmp_path / "marts/daily_revenue").exists()
     assert content(tmp_path, "marts/daily_revenue") == "new daily"
     assert content(tmp_path, "marts/pareto") == "old pareto"
@@ -127,7 +127,7 @@ def test_the_report_folder_is_staged_from_the_published_one(tmp_path: Path) -> N
     publish(tmp_path, "report", "old page")
     (tmp_path / "report" / "insights.json").write_text('{"run": {"rows_in": 1}}')
     with output_run(str(tmp_path), "report", "app-1") as run:
-        folder = run.report_folder(str(tmp_path), for_writing=True)
+        folder = run.staged_path(runs.REPORT_FOLDER, keep_published=True)
         assert (folder / "insights.json").read_text() == '{"run": {"rows_in": 1}}'
         (folder / "part-0").unlink()
         (folder / "part-0").write_text("new page")

@@ -55,7 +55,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         if outputs.OUTPUTS[f"marts/{name}"].stage in ran
     }
     report = build_report(insights, marts)
-    folder = report_folder(config)
+    folder = report_folder()
     for name, png in report.charts.items():
         write_atomically(folder / f"{name}.png", png)
     page = folder / "report.html"

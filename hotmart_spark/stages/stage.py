@@ -63,10 +63,10 @@ def write(df: DataFrame, config: Config, name: str, months: tuple[str, str] | No
     succeeds. With months (YYYY-MM, inclusive, "" for open), only those months' partitions
     and the undated one are replaced; the table's other months are kept."""
     output = outputs.OUTPUTS[name]
-    path = runs.current().staged_path(name)
+    run = runs.current()
+    path = run.staged_path(name)
     if months is not None:
-        published = Path(records.local_root(output_root(config))) / name
-        tables.stage_other_partitions(published, path, months)
+        tables.stage_other_partitions(run.root / name, path, months)
     written = tables.write_table(
         df, str(path), output.partitioned_by, months is not None, output.one_file
     )
@@ -80,21 +80,18 @@ def read(spark: SparkSession, root: str, name: str) -> DataFrame:
     """The output table `name` under an output root (the run's own version of it when the
     run wrote one there), complete, or one line naming the job that writes it."""
     output = outputs.OUTPUTS[name]
-    run = runs.current_or_none()
-    path = run.resolve(root, name) if run else f"{root.rstrip('/')}/{name}"
+    path = runs.resolve(root, name)
     return tables.read_table(spark, path, root, name, output.stage, output.columns)
 
 
-def report_folder(config: Config) -> Path:
+def report_folder() -> Path:
     """The run's report folder, where the page, its charts and insights.json are written."""
-    return runs.current().report_folder(output_root(config), for_writing=True)
+    return runs.current().staged_path(runs.REPORT_FOLDER, keep_published=True)
 
 
 def read_insights(root: str) -> dict[str, Any]:
     """insights.json under an output root, as the run sees it; empty when none is written."""
-    run = runs.current_or_none()
-    folder = run.report_folder(root, for_writing=False) if run else local_report(root)
-    return records.read_insights(folder)
+    return records.read_insights(records.local_root(runs.resolve(root, runs.REPORT_FOLDER)))
 
 
 def local_report(root: str) -> Path:
@@ -102,7 +99,7 @@ def local_report(root: str) -> Path:
 
 
 def publish_insights(config: Config, section: str, numbers: Mapping[str, Any]) -> None:
-    records.update_insights(report_folder(config), section, numbers)
+    records.update_insights(report_folder(), section, numbers)
 
 
 def record_in_manifest(config: Config, stage: str, record: Mapping[str, Any]) -> str:
