@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, Row, Window
 from pyspark.sql import functions as F
 
 from hotmart_spark import schema as s
@@ -202,9 +202,6 @@ def quality_counts(flagged: DataFrame) -> dict[str, object]:
         ]
     )
 
-    def rows_with(array: str, name: str) -> Column:
-        return F.sum(F.when(F.array_contains(array, name), 1).otherwise(0)).alias(f"{array}:{name}")
-
     row = flagged.agg(
         F.count(F.lit(1)).alias("rows_in"),
         F.sum(F.when(is_clean, 1).otherwise(0)).alias("rows_clean"),
@@ -213,15 +210,11 @@ def quality_counts(flagged: DataFrame) -> dict[str, object]:
         F.min(F.when(undecoded, F.col(s.SOURCE_FILE))).alias("first_file_undecoded"),
         F.count(ONE_STAMP_DAY).alias("rows_on_busy_days"),
         F.count(F.when(F.col(ONE_STAMP_DAY), 1)).alias("rows_on_one_stamp_days"),
-        *[rows_with(array, name) for array in (s.REASONS, s.WARNINGS) for name in RULE_NAMES],
+        *_rows_per_rule(s.REASONS),
+        *_rows_per_rule(s.WARNINGS),
     ).first()
     rows_in = row["rows_in"]
     rows_clean = row["rows_clean"] or 0
-
-    def by_rule(array: str) -> dict[str, int]:
-        counts = {name: row[f"{array}:{name}"] or 0 for name in RULE_NAMES}
-        return {name: n for name, n in counts.items() if n}
-
     busy, one_stamp = row["rows_on_busy_days"], row["rows_on_one_stamp_days"]
     return {
         "rows_in": rows_in,
@@ -231,37 +224,43 @@ def quality_counts(flagged: DataFrame) -> dict[str, object]:
         "day_only_timestamps": bool(busy) and one_stamp >= DAY_ONLY_SHARE * busy,
         "rows_undecoded": row["rows_undecoded"],
         "first_file_undecoded": row["first_file_undecoded"],
-        "quarantine_by_rule": by_rule(s.REASONS),
-        "warnings_by_rule": by_rule(s.WARNINGS),
+        "quarantine_by_rule": _by_rule(s.REASONS, row),
+        "warnings_by_rule": _by_rule(s.WARNINGS, row),
     }
+
+
+def _rows_per_rule(array: str) -> list[Column]:
+    """Per rule, the rows whose `array` column (reasons or warnings) names it."""
+    return [
+        F.sum(F.when(F.array_contains(array, name), 1).otherwise(0)).alias(f"{array}:{name}")
+        for name in RULE_NAMES
+    ]
+
+
+def _by_rule(array: str, *rows: Row) -> dict[str, int]:
+    """The _rows_per_rule counts of `array`, summed over aggregate rows, without the zeros."""
+    counts = {name: sum(row[f"{array}:{name}"] or 0 for row in rows) for name in RULE_NAMES}
+    return {name: n for name, n in counts.items() if n}
 
 
 def table_counts(clean: DataFrame, quarantine: DataFrame) -> dict[str, object]:
     """Rows, rows per rule and z_min over the whole clean and quarantine tables (every month):
     what the marts built from them cover, after a run that replaced only some months."""
-
-    def per_rule(array: str) -> list[Column]:
-        return [
-            F.sum(F.when(F.array_contains(array, name), 1).otherwise(0)).alias(name)
-            for name in RULE_NAMES
-        ]
-
     kept = clean.agg(
         F.count(F.lit(1)).alias("rows"),
         F.min(s.PURCHASE_VALUE).alias("z_min"),
-        *per_rule(s.WARNINGS),
+        *_rows_per_rule(s.WARNINGS),
     ).first()
-    moved = quarantine.agg(F.count(F.lit(1)).alias("rows"), *per_rule(s.REASONS)).first()
-    moved_warnings = quarantine.agg(*per_rule(s.WARNINGS)).first()
-    quarantine_by_rule = {name: moved[name] for name in RULE_NAMES if moved[name]}
-    warnings = {name: (kept[name] or 0) + (moved_warnings[name] or 0) for name in RULE_NAMES}
+    moved = quarantine.agg(
+        F.count(F.lit(1)).alias("rows"), *_rows_per_rule(s.REASONS), *_rows_per_rule(s.WARNINGS)
+    ).first()
     return {
         "rows_in": kept["rows"] + moved["rows"],
         "rows_clean": kept["rows"],
         "rows_quarantined": moved["rows"],
         "z_min": kept["z_min"],
-        "quarantine_by_rule": quarantine_by_rule,
-        "warnings_by_rule": {name: n for name, n in warnings.items() if n},
+        "quarantine_by_rule": _by_rule(s.REASONS, moved),
+        "warnings_by_rule": _by_rule(s.WARNINGS, kept, moved),
     }
 
 
