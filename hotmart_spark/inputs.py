@@ -146,8 +146,7 @@ def _has_purchase_header(file: str, separator: str, encoding: str) -> bool:
             first = handle.readline()
     except (OSError, EOFError) as exc:
         raise UserError(f"cannot read {file}: {exc}") from None
-    names = {name.strip().strip('"').lstrip("\ufeff").strip() for name in first.split(separator)}
-    return set(schema.REQUIRED_COLUMNS) <= names
+    return not missing_columns([header_name(name) for name in first.split(separator)])
 
 
 def _sniff_format(file: str) -> str:
@@ -206,7 +205,7 @@ def _whitespace_rows(spark: SparkSession, source: InputFiles) -> DataFrame:
 def _read_csv(spark: SparkSession, source: InputFiles, encoding: str) -> DataFrame:
     reader = spark.read.option("header", True).option("sep", source.separator)
     reader = reader.option("encoding", encoding)
-    header = [c.lstrip("\ufeff").strip() for c in reader.csv(source.locations).columns]
+    header = [header_name(c) for c in reader.csv(source.locations).columns]
     if not header:
         raise UserError(f"input is empty: {source.path}")
     check_columns(source.path, header)
@@ -231,8 +230,17 @@ def _read_csv(spark: SparkSession, source: InputFiles, encoding: str) -> DataFra
     )
 
 
+def header_name(field: str) -> str:
+    """A header field as a column name: without a byte-order mark, blanks or quotes."""
+    return field.lstrip("\ufeff").strip().strip('"').strip()
+
+
+def missing_columns(columns: list[str]) -> list[str]:
+    return [c for c in schema.REQUIRED_COLUMNS if c not in columns]
+
+
 def check_columns(path: str, columns: list[str]) -> None:
-    missing = [c for c in schema.REQUIRED_COLUMNS if c not in columns]
+    missing = missing_columns(columns)
     if missing:
         raise UserError(f"{path}: missing required column(s): {', '.join(missing)}")
     known = set(schema.REQUIRED_COLUMNS) | set(schema.OPTIONAL_COLUMNS) | set(INDEX_COLUMNS)

@@ -233,6 +233,17 @@ def test_a_foreign_file_in_a_folder_is_refused_or_skipped(
     assert inputs.read_purchases(spark, resolved).count() == 1
 
 
+def test_a_header_with_a_byte_order_mark_and_quotes_is_the_purchase_header(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    quoted = ",".join(f'"{name}"' for name in HEADER.split(","))
+    write(folder / "a.csv", f"{HEADER}\n{GOOD_LINE}\n")
+    write(folder / "b.csv", f"\ufeff{quoted}\n{AFFILIATE_LINE}\n")
+    assert len(inputs.resolve_input(str(folder)).files) == 2
+
+
 def test_a_parquet_folder_with_a_stray_text_file(spark: SparkSession, tmp_path: Path) -> None:
     folder = tmp_path / "export"
     spark.createDataFrame(expected(spark, "x").drop(s.SOURCE_FILE, s.RAW_LINE).rdd).write.parquet(
