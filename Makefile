@@ -43,7 +43,7 @@ test: venv java tools lint
 # The edit loop: all but the slow tiers (separate processes, the standalone cluster, the
 # database, the browser), in about four minutes on 2 cores.
 test-fast: venv java
-	$(BIN)/pytest -m "not (submit or cluster or database or browser)"
+	$(BIN)/pytest -m "not (submit or cluster or database or browser or planted)"
 
 # The standalone-cluster tests (a master and two workers on 127.0.0.1, one killed mid-run).
 test-cluster: venv java

@@ -118,7 +118,9 @@ table.unpersist()
 for result in (
     trends.monthly_revenue(purchases),
     rfm.buyer_rfm(purchases, rfm.reference_day(purchases)),
-    products.product_table(purchases, config.period.start, config.drivers.early_sales),
+    products.product_table(
+        purchases, (config.period.start, config.period.end), config.drivers.early_sales
+    ),
 ):
     result.write.format("noop").mode("overwrite").save()
 print(json.dumps({"seconds": time.time() - started}))

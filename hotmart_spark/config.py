@@ -151,6 +151,7 @@ class GeneratorConfig:
     blank_first_row: bool
     include_venda: bool
     files: int
+    programme_effect: float
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,11 @@ draw is a hash of (seed, stream, row key), so the output does not depend on part
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -93,11 +95,38 @@ DEVICE_SHARES: dict[str, float] = {
     "Cellphone": 0.01,
     "Tablet": 0.005,
 }
-# Purchases per product: lognormal with median 7 and mean 89, as in the sample.
-POPULARITY_SIGMA = math.sqrt(2 * math.log(89 / 7))
-# Products with an affiliate programme, the share of their sales through affiliates, the
-# rates on offer, and affiliate sales recorded at 0% (a quirk of the export, warned about).
-PROGRAMME_SHARE = 0.4
+# Planted demand (docs/data.md, "Planted truth"): a product's expected sales after its first
+# are scale * days-on-sale share * exp(producer effect + niche effect + category effect
+# + PRICE_SENSITIVITY * log(price) + AGE_EFFECT_PER_YEAR * age + programme effect + noise),
+# the producer effect being PRODUCER_BREADTH_EFFECT * log(the producer's products) plus a
+# normal draw per producer. Their spread makes purchases per product median 7 and mean 89.
+PRODUCER_EFFECT_SD = 0.6
+PRODUCER_BREADTH_EFFECT = 0.3
+NICHE_EFFECT_SD = 1.2
+CATEGORY_EFFECT: dict[str, float] = {
+    "Phisical book": 0.0,
+    "Podcast": -0.1,
+    "eBook": -0.2,
+    "Video": -0.1,
+    "Workshop": -0.3,
+    "Subscription": 0.2,
+    "In-class course": -0.4,
+    "Webinar": -0.2,
+    "eTicket": -0.3,
+    "App": 0.1,
+}
+PRICE_SENSITIVITY = -0.8
+AGE_EFFECT_PER_YEAR = -0.15
+DEMAND_NOISE_SD = 1.9
+# The affiliate programme: a logit in observed features only (the niche's demand, the
+# producer's number of products, the category's price level), so products that sell more
+# for observed reasons run one more often. A programme product sells a share of its units
+# through affiliates at an offered rate; some affiliate sales are recorded at 0% (a quirk of
+# the export, warned about).
+PROGRAMME_INTERCEPT = -2.2
+PROGRAMME_NICHE_WEIGHT = 0.6
+PROGRAMME_BREADTH_WEIGHT = 0.5
+PROGRAMME_PRICE_WEIGHT = 1.0
 AFFILIATE_SALE_SHARE = (0.3, 0.8)
 COMMISSION_RATES = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0)
 ZERO_COMMISSION_SHARE = 0.02
@@ -174,6 +203,9 @@ class Sizes:
 
 # The generator leaves this file beside its export: a run can tell its input was synthetic.
 CALIBRATION_FILE = "_calibration.json"
+# ... and this one, with what it planted (planted_truth), for the report to set beside what
+# the pipeline recovered.
+TRUTH_FILE = "_truth.json"
 
 
 def is_generated(path: str) -> bool:
@@ -183,6 +215,17 @@ def is_generated(path: str) -> bool:
     local = local_path(path)
     folder = local if local.is_dir() else local.parent
     return (folder / CALIBRATION_FILE).is_file()
+
+
+def read_truth(path: str) -> dict[str, Any] | None:
+    """The planted truth beside a generated input, or None for any other input."""
+    if not is_generated(path):
+        return None
+    local = local_path(path)
+    truth = (local if local.is_dir() else local.parent) / TRUTH_FILE
+    if not truth.is_file():
+        return None
+    return json.loads(truth.read_text(encoding="utf-8"))
 
 
 def uniform(seed: int, stream: str, *keys: Column) -> Column:
@@ -269,10 +312,53 @@ def cdf_before_day(spark: SparkSession, weights: np.ndarray) -> DataFrame:
     )
 
 
+def niche_effects(seed: int) -> dict[str, float]:
+    """Each niche's planted demand effect (log scale), drawn once per seed."""
+    draws = np.random.default_rng([seed, 29]).standard_normal(len(NICHES))
+    return {n: float(NICHE_EFFECT_SD * d) for n, d in zip(NICHES, draws, strict=True)}
+
+
+def planted_truth(seed: int, programme_effect: float) -> dict[str, Any]:
+    """What the generator plants, for the truth file: the demand model and the programme."""
+    return {
+        "seed": seed,
+        "programme_effect": {
+            "log_ratio": programme_effect,
+            "ratio": math.exp(programme_effect),
+            "estimand": (
+                "ratio of a product's expected sales after its first sale, per day on sale, "
+                "with an affiliate programme to without one"
+            ),
+        },
+        "demand": {
+            "producer_effect_sd": PRODUCER_EFFECT_SD,
+            "producer_breadth_effect": PRODUCER_BREADTH_EFFECT,
+            "niche_effects": niche_effects(seed),
+            "category_effects": CATEGORY_EFFECT,
+            "price_sensitivity": PRICE_SENSITIVITY,
+            "age_effect_per_year": AGE_EFFECT_PER_YEAR,
+            "noise_sd": DEMAND_NOISE_SD,
+        },
+        "programme_assignment": {
+            "intercept": PROGRAMME_INTERCEPT,
+            "per_niche_effect_sd": PROGRAMME_NICHE_WEIGHT,
+            "per_log_producer_products": PROGRAMME_BREADTH_WEIGHT,
+            "per_log_category_price": PROGRAMME_PRICE_WEIGHT,
+            "affiliate_sale_share": list(AFFILIATE_SALE_SHARE),
+        },
+    }
+
+
 def products(
-    spark: SparkSession, sizes: Sizes, seed: int, start: dt.date, end: dt.date
+    spark: SparkSession,
+    sizes: Sizes,
+    seed: int,
+    start: dt.date,
+    end: dt.date,
+    programme_effect: float = 0.0,
 ) -> DataFrame:
-    """The product catalogue with each product's purchase count n (summing to sizes.rows)."""
+    """The product catalogue with each product's purchase count n (summing to sizes.rows),
+    drawn from the planted demand model (see planted_truth)."""
     weights = day_weights(start, end)
     period_days = len(weights)
     key = F.col("product_index")
@@ -291,12 +377,14 @@ def products(
         + F.floor(u("created_second") * 86400).cast("long")
     )
     price_level = F.create_map(*[F.lit(x) for kv in CATEGORY_PRICE.items() for x in kv])
+    category_effect = F.create_map(*[F.lit(x) for kv in CATEGORY_EFFECT.items() for x in kv])
+    niche_effect = F.create_map(*[F.lit(x) for kv in niche_effects(seed).items() for x in kv])
     offered_rate = F.element_at(
         F.array(*[F.lit(r) for r in COMMISSION_RATES]),
         (F.floor(u("rate") * len(COMMISSION_RATES)) + 1).cast("int"),
     )
     low, high = AFFILIATE_SALE_SHARE
-    catalogue = (
+    drawn = (
         spark.range(sizes.products)
         .withColumnRenamed("id", "product_index")
         .select(
@@ -311,76 +399,114 @@ def products(
             pick(u("category"), CATEGORY_SHARES).alias("drawn_category"),
             creation.alias(s.PRODUCT_CREATION_DATE),
             F.greatest(creation_day, F.lit(0)).cast("int").alias("first_day"),
-            F.exp(POPULARITY_SIGMA * normal(seed, "popularity", key)).alias("drawn_popularity"),
+            (F.greatest(-creation_day, F.lit(0)) / 365.25).alias("age_years"),
+            (DEMAND_NOISE_SD * normal(seed, "demand", key)).alias("noise"),
             F.exp(PRICE_SIGMA * normal(seed, "price", key)).alias("base_price"),
-            (u("programme") < PROGRAMME_SHARE).alias("drawn_programme"),
+            u("programme").alias("programme_draw"),
             offered_rate.alias("offered_rate"),
             (low + (high - low) * u("affiliate_share")).alias("offered_share"),
             u("rounding").alias("rounding"),
         )
-        # A product created inside the period sells only from then on, at the same daily rate
-        # as an older product of equal appeal.
+    )
+    breadth = drawn.groupBy(s.PRODUCER_ID).agg(
+        F.log(F.count(F.lit(1)).cast("double")).alias("log_breadth")
+    )
+    producer_effect = PRODUCER_EFFECT_SD * normal(seed, "producer_effect", F.col(s.PRODUCER_ID))
+    catalogue = (
+        drawn.join(breadth, s.PRODUCER_ID)
+        # A product created inside the period is on sale from its creation day on.
         .join(F.broadcast(cdf_before_day(spark, weights)), "first_day", "left")
-        .withColumn("popularity", F.col("drawn_popularity") * (1.0 - F.col("cdf_before")))
+        .withColumn("exposure", (period_days - F.col("first_day")) / float(period_days))
+        # The demand the product has before its category, price and programme are known.
+        .withColumn(
+            "latent",
+            producer_effect
+            + PRODUCER_BREADTH_EFFECT * F.col("log_breadth")
+            + niche_effect[F.col(s.PRODUCT_NICHE)]
+            + AGE_EFFECT_PER_YEAR * F.col("age_years")
+            + F.col("noise"),
+        )
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    total_popularity = catalogue.agg(F.sum("popularity")).first()[0]
-    # Every product in the export sold at least once.
-    counted = catalogue.withColumn(
-        "n",
-        F.greatest(
-            F.lit(1),
-            F.floor(F.col("popularity") * (sizes.rows / total_popularity) + F.col("rounding")),
-        ).cast("long"),
-    )
+    # The largest products get categories one by one so category shares hold despite their
+    # size; they are ranked on the demand drawn before the category and the programme (the
+    # base price included), so the programme cannot decide a product's category.
     largest = (
-        counted.orderBy(F.desc("n"), "product_index")
+        catalogue.withColumn(
+            "size",
+            F.exp(F.col("latent") + PRICE_SENSITIVITY * F.log("base_price")) * F.col("exposure"),
+        )
+        .orderBy(F.desc("size"), "product_index")
         .limit(LARGEST_PRODUCTS)
-        .select("product_index", "n", "offered_rate", "offered_share")
+        .select("product_index", "size")
         .toPandas()
     )
-    surplus = sizes.rows - counted.agg(F.sum("n")).first()[0]
-    largest["assigned_category"] = _assign_categories(largest["n"].tolist())
-    largest["has_programme"] = _balance_programmes(
-        largest["n"].tolist(), (largest["offered_rate"] * largest["offered_share"]).tolist()
+    largest["assigned_category"] = _assign_categories(largest["size"].tolist())
+    fixed = spark.createDataFrame(largest[["product_index", "assigned_category"]])
+    category = F.col(s.PRODUCT_CATEGORY)
+    programme_logit = (
+        PROGRAMME_INTERCEPT
+        + PROGRAMME_NICHE_WEIGHT * niche_effect[F.col(s.PRODUCT_NICHE)] / NICHE_EFFECT_SD
+        + PROGRAMME_BREADTH_WEIGHT * F.col("log_breadth")
+        + PROGRAMME_PRICE_WEIGHT * F.log(price_level[category])
+    )
+    demanded = (
+        catalogue.join(F.broadcast(fixed), "product_index", "left")
+        .withColumn(s.PRODUCT_CATEGORY, F.coalesce("assigned_category", "drawn_category"))
+        .withColumn("base_price", F.col("base_price") * price_level[category])
+        .withColumn("has_programme", F.col("programme_draw") < 1 / (1 + F.exp(-programme_logit)))
+        .withColumn(
+            "demand",
+            F.col("exposure")
+            * F.exp(
+                F.col("latent")
+                + category_effect[category]
+                + PRICE_SENSITIVITY * F.log("base_price")
+                + F.when(F.col("has_programme"), programme_effect).otherwise(0.0)
+            ),
+        )
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    # Every product in the export sold at least once; its further sales have the expected
+    # number scale * demand, rounded at random (floor(x + u) has mean x).
+    total_demand = demanded.agg(F.sum("demand")).first()[0]
+    catalogue.unpersist()
+    scale = (sizes.rows - sizes.products) / total_demand
+    counted = demanded.withColumn(
+        "n", (1 + F.floor(F.col("demand") * scale + F.col("rounding"))).cast("long")
     )
     # Rounding leaves the total a few rows off; the largest product absorbs the difference.
-    largest["n_adjust"] = [surplus] + [0] * (len(largest) - 1)
-    fixed = spark.createDataFrame(
-        largest[["product_index", "assigned_category", "has_programme", "n_adjust"]]
+    surplus = sizes.rows - counted.agg(F.sum("n")).first()[0]
+    largest_index = counted.orderBy(F.desc("n"), "product_index").select("product_index").first()[0]
+    counted = counted.withColumn(
+        "n", F.col("n") + F.when(F.col("product_index") == largest_index, surplus).otherwise(0)
     )
-    catalogue.unpersist()
-    return (
-        counted.join(F.broadcast(fixed), "product_index", "left")
-        .withColumn(s.PRODUCT_CATEGORY, F.coalesce("assigned_category", "drawn_category"))
-        .withColumn("n", F.col("n") + F.coalesce("n_adjust", F.lit(0)))
-        .withColumn("has_programme", F.coalesce("has_programme", "drawn_programme"))
-        .withColumn(
-            "commission_rate", F.when(F.col("has_programme"), F.col("offered_rate")).otherwise(0.0)
-        )
-        .withColumn(
-            "affiliate_share", F.when(F.col("has_programme"), F.col("offered_share")).otherwise(0.0)
-        )
-        .withColumn("base_price", F.col("base_price") * price_level[F.col(s.PRODUCT_CATEGORY)])
-        .drop(
-            "assigned_category",
-            "drawn_category",
-            "has_programme",
-            "drawn_programme",
-            "offered_rate",
-            "offered_share",
-            "n_adjust",
-            "rounding",
-            "popularity",
-            "drawn_popularity",
-        )
+    demanded.unpersist()
+    return counted.select(
+        "product_index",
+        s.PRODUCT_ID,
+        s.PRODUCER_ID,
+        s.PRODUCT_NICHE,
+        s.PRODUCT_CATEGORY,
+        s.PRODUCT_CREATION_DATE,
+        "first_day",
+        "cdf_before",
+        "base_price",
+        "has_programme",
+        F.when(F.col("has_programme"), F.col("offered_rate"))
+        .otherwise(0.0)
+        .alias("commission_rate"),
+        F.when(F.col("has_programme"), F.col("offered_share"))
+        .otherwise(0.0)
+        .alias("affiliate_share"),
+        "n",
     )
 
 
-def _assign_categories(sizes: list[int]) -> list[str]:
+def _assign_categories(sizes: list[float]) -> list[str]:
     """Categories for the largest products (largest first), each to the one furthest below its share."""
-    assigned_total = 0
-    per_category = dict.fromkeys(CATEGORY_SHARES, 0)
+    assigned_total = 0.0
+    per_category = dict.fromkeys(CATEGORY_SHARES, 0.0)
     result = []
     for n in sizes:
         total = assigned_total + n
@@ -391,33 +517,16 @@ def _assign_categories(sizes: list[int]) -> list[str]:
     return result
 
 
-def _balance_programmes(sizes: list[int], commission_per_sale: list[float]) -> list[bool]:
-    """Whether each of the largest products has an affiliate programme.
-
-    A product selling tens of thousands of times would otherwise decide the mean commission
-    alone; each gets one or not so as to keep the running mean nearest the expected one.
-    """
-    target = (
-        PROGRAMME_SHARE
-        * float(np.mean(AFFILIATE_SALE_SHARE))
-        * float(np.mean(COMMISSION_RATES))
-        * (1 - ZERO_COMMISSION_SHARE)
-    )
-    total, mass, result = 0, 0.0, []
-    for n, per_sale in zip(sizes, commission_per_sale, strict=True):
-        total += n
-        with_programme = mass + n * per_sale * (1 - ZERO_COMMISSION_SHARE)
-        keep = abs(with_programme - target * total) < abs(mass - target * total)
-        mass = with_programme if keep else mass
-        result.append(keep)
-    return result
-
-
 def purchases(
-    spark: SparkSession, sizes: Sizes, seed: int, start: dt.date, end: dt.date
+    spark: SparkSession,
+    sizes: Sizes,
+    seed: int,
+    start: dt.date,
+    end: dt.date,
+    programme_effect: float = 0.0,
 ) -> DataFrame:
     """Clean synthetic purchases (no defects) with their value in raw_value, not yet standardised."""
-    catalogue = products(spark, sizes, seed, start, end)
+    catalogue = products(spark, sizes, seed, start, end, programme_effect)
     weights = day_weights(start, end)
     affiliate_sales = catalogue.agg(F.sum(F.col("n") * F.col("affiliate_share"))).first()[0]
     affiliate_pool = pool_for_distinct(

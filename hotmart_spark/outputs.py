@@ -68,6 +68,7 @@ OUTPUTS: dict[str, Output] = {
         Output("marts/product_drivers", "drivers", "feature"),
         Output("marts/product_model", "drivers", "one row"),
         Output("marts/product_effects", "drivers", "estimator"),
+        Output("marts/product_effect_balance", "drivers", "covariate"),
         Output(f"{INSIGHTS_PREFIX}drivers", "drivers", "Q4's headline numbers"),
         Output("marts/forecast_monthly", "forecast", "month (history and forecast)"),
         Output("marts/forecast_candidates", "forecast", "model and month ahead"),

@@ -19,6 +19,7 @@ from hotmart_spark.transforms.revenue import ValueScale, with_value
 from tests.conftest import loaded, purchase
 
 PERIOD_START = dt.date(2016, 1, 1)
+PERIOD = (PERIOD_START, dt.date(2016, 6, 30))
 
 
 def valued(spark: SparkSession, rows: list[dict]) -> DataFrame:
@@ -48,8 +49,27 @@ def products(spark: SparkSession) -> dict[int, dict]:
         purchase(5, **{s.PRODUCT_ID: 30, s.PRODUCER_ID: 8, s.AFFILIATE_ID: 8,
                        s.PURCHASE_DATE: dt.datetime(2016, 1, 4), s.PURCHASE_VALUE: 5.0}),
     ]  # fmt: skip
-    table = product_table(valued(spark, rows), PERIOD_START, early_sales=2)
+    table = product_table(valued(spark, rows), PERIOD, early_sales=2)
     return {r[s.PRODUCT_ID]: r.asDict() for r in table.collect()}
+
+
+def test_what_the_effect_estimate_reads_from_the_first_sale(products: dict[int, dict]) -> None:
+    # Product 10: first sale direct at 2.0, its second (of 2 early sales) through an
+    # affiliate; on sale the whole period, January to June 2016: 31+29+31+30+31+30 = 182 days.
+    p = products[10]
+    assert (p["first_sale_affiliate"], p["first_sale_value"]) == (False, 2.0)
+    assert (p["later_early_sale_affiliate"], p["sales_after_first"], p["days_on_sale"]) == (
+        True,
+        2,
+        182,
+    )
+    # Product 20, created 2 January: 181 days; one sale, too few to show a later affiliate.
+    p = products[20]
+    assert (p["later_early_sale_affiliate"], p["sales_after_first"], p["days_on_sale"]) == (
+        False,
+        0,
+        181,
+    )
 
 
 def test_totals_cover_every_sale(products: dict[int, dict]) -> None:
@@ -110,7 +130,7 @@ def test_a_one_product_producer_has_exactly_no_other_revenue(spark: SparkSession
         for i in range(1, 61)
     ]  # fmt: skip
     purchases = valued(spark, rows).repartition(4)
-    [product] = product_table(purchases, PERIOD_START, early_sales=10).collect()
+    [product] = product_table(purchases, PERIOD, early_sales=10).collect()
     assert product["units"] == 60
     assert product["producer_other_revenue"] == 0.0
     assert product["producer_other_units"] == 0
@@ -222,64 +242,6 @@ def test_permutation_scores_a_fixed_sample_of_at_most_the_cap(spark: SparkSessio
     assert whole[s.PRODUCT_ID].tolist() == list(range(30))
 
 
-def confounded_products(n: int, effect: float, seed: int) -> pd.DataFrame:
-    """Category raises both the chance of an affiliate programme and the units; price and age
-    raise units too; the programme adds `effect` to log(units)."""
-    rng = np.random.default_rng(seed)
-    category = rng.choice(["A", "B", "C", "D"], n)
-    level = pd.Series(category).map({"A": 0.0, "B": 1.0, "C": 2.0, "D": 3.0}).to_numpy()
-    price = rng.lognormal(1.0, 0.6, n)
-    age_days = rng.uniform(0, 1500, n)
-    logit = level - 1.5 + 0.3 * (np.log1p(price) - np.log1p(price).mean())
-    treated = rng.uniform(size=n) < 1 / (1 + np.exp(-logit))
-    log_units = (
-        level
-        + 0.3 * np.log1p(price)
-        + 0.2 * age_days / 365.25
-        + effect * treated
-        + rng.normal(0, 0.5, n)
-    )
-    return pd.DataFrame(
-        {
-            drivers.TARGET: log_units,
-            drivers.TREATMENT: treated,
-            "category": category,
-            "niche": rng.choice(["x", "y", "z"], n),
-            "price_level": price,
-            "age_at_period_start_days": age_days,
-        }
-    )
-
-
-def test_planted_effect_is_recovered_by_both_methods() -> None:
-    frame = confounded_products(4000, effect=0.4, seed=11)
-    for estimator in (drivers.effect_by_regression, drivers.effect_by_propensity_weighting):
-        _, low, high = estimator(frame)
-        assert low < 0.4 < high, estimator.__name__
-        assert high - low < 0.2, estimator.__name__
-    _, naive_low, _ = drivers.unadjusted_difference(frame)
-    # Programme products sit in the high-selling categories: without controls the effect is
-    # overstated.
-    assert naive_low > 0.4 + 0.3
-    effects = drivers.affiliate_effects(frame)
-    assert [e.method for e in effects] == list(drivers.ESTIMATORS)
-    first = effects[0].as_dict()
-    assert first["units_change"] == pytest.approx(math.expm1(first["estimate"]))
-    assert first["n_treated"] + first["n_control"] == 4000
-    assert first["note"] == ""
-
-
-def test_an_effect_that_cannot_be_estimated_says_why() -> None:
-    frame = confounded_products(50, effect=0.4, seed=2)
-    frame[drivers.TREATMENT] = True  # no control products at all
-    effects = drivers.affiliate_effects(frame)
-    assert all(
-        e.note == "not estimable on these 50 products: 50 with and 0 without the programme"
-        for e in effects
-    )
-    assert effects[0].as_dict()["estimate"] is None
-
-
 def test_modelled_products_need_the_full_window_of_first_sales(spark: SparkSession) -> None:
     frame = constructed_products(3, seed=1)
     frame["feature_sales"] = [10, 9, 10]
@@ -290,7 +252,6 @@ def test_modelled_products_need_the_full_window_of_first_sales(spark: SparkSessi
 
 def test_too_few_products_skip_the_model_with_a_note(spark: SparkSession, config: Config) -> None:
     frame = constructed_products(30, seed=5)
-    frame[drivers.TREATMENT] = frame[s.PRODUCT_ID] % 2 == 0
     frame["units"] = np.exp(frame[drivers.TARGET]).round().astype(int) + 1
     products = drivers.with_split(spark.createDataFrame(frame), 0.2, 1)
     analysis = drivers.analyse(spark, products, n_products=45, config=config.drivers)
@@ -300,7 +261,6 @@ def test_too_few_products_skip_the_model_with_a_note(spark: SparkSession, config
     assert (analysis.model["products"], analysis.model["products_modelled"]) == (45, 30)
     assert list(analysis.importance["feature"]) == drivers.FEATURES
     assert analysis.importance["permutation_importance"].isna().all()
-    assert len(analysis.effects) == len(drivers.ESTIMATORS)
 
 
 def test_importance_does_not_depend_on_row_order(spark: SparkSession, config: Config) -> None:
@@ -308,9 +268,7 @@ def test_importance_does_not_depend_on_row_order(spark: SparkSession, config: Co
         config.drivers, trees=5, max_depth=3, min_products=10, permutation_repeats=2
     )
     frame = constructed_products(300, seed=8)
-    frame[drivers.TREATMENT] = frame[s.PRODUCT_ID] % 3 == 0
     frame["units"] = np.exp(frame[drivers.TARGET]).round().astype(int) + 1
-    frame["age_at_period_start_days"] = frame["age_at_period_start_days"] * 100
 
     def importance(rows: pd.DataFrame) -> pd.DataFrame:
         # One partition each: the same rows, arriving in a different order.

@@ -40,13 +40,6 @@ def test_largest_products_get_categories_by_deficit() -> None:
     assert generate._assign_categories([100, 10, 5]) == ["Phisical book", "Podcast", "Podcast"]
 
 
-def test_largest_products_get_programmes_to_hold_the_mean_commission() -> None:
-    # Expected commission per sale: 0.4 * 0.55 * 35 * 0.98 = 7.546. A first product of 10
-    # sales at 20% per sale would put 196 where 75.46 is owed: off. With 20 sales owed 150.9,
-    # the second one on (196) is nearer than off (0).
-    assert generate._balance_programmes([10, 10], [20.0, 20.0]) == [False, True]
-
-
 def test_sizes_scale_from_the_real_sample() -> None:
     real = generate.Sizes.for_rows(generate.REAL_ROWS)
     assert (real.products, real.producers, real.affiliates, real.buyers, real.origins) == (

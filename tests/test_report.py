@@ -4,6 +4,7 @@ opens in a real browser with every image decoded and the five answers."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -225,18 +226,63 @@ def test_drivers_sentence_when_nothing_could_be_estimated() -> None:
             "importance": "permutation on the holdout (drop in R2)",
         },
         "features": [],
-        "effect": {
-            "estimate": None,
-            "note": "not estimable on these 30 products: 30 with and 0 without the programme",
-        },
+        "effect": None,
+        "effect_note": "not estimable: 30 products sold first through an affiliate and 0 "
+        "direct; each side needs 10",
         "effects": [],
     }
     answer = story.drivers(numbers)["answer"]
     assert answer == (
         "The model was not fitted: only 30 products have 10 sales; the model needs "
         "drivers.min_products (100). The affiliate programme's effect could not be estimated "
-        "(not estimable on these 30 products: 30 with and 0 without the programme)."
+        "(not estimable: 30 products sold first through an affiliate and 0 direct; each side "
+        "needs 10)."
     )
+
+
+def effect_numbers(estimate: float, low: float | None, high: float | None) -> dict:
+    return {
+        "effect": {
+            "estimate": estimate,
+            "ci_low": low,
+            "ci_high": high,
+            "units_change": math.expm1(estimate),
+        },
+        "effect_note": "",
+    }
+
+
+def test_the_effect_sentence_follows_its_interval() -> None:
+    # exp(0.2) - 1 = +22%; exp(0.1) - 1 = +11%; exp(0.3) - 1 = +35%.
+    assert story.programme_effect(effect_numbers(0.2, 0.1, 0.3)) == (
+        "Products with an affiliate programme sell +22% more per day on sale than comparable "
+        "products without one (95% interval +11% to +35%): an association adjusted for what "
+        "the log shows, not a proven cause."
+    )
+    # An interval across no change, with an upper bound the correction could not give.
+    assert story.programme_effect(effect_numbers(0.2, -0.1, None)) == (
+        "The data cannot tell whether an affiliate programme raises a product's sales: the "
+        "estimate is +22% per day on sale, but its 95% interval -10% to unbounded includes "
+        "no change."
+    )
+
+
+def test_planted_against_recovered_only_for_a_generated_input() -> None:
+    drivers = effect_numbers(0.14, -0.19, 0.5)
+    truth = {"programme_effect": {"log_ratio": 0.25}}
+    section = story.planted({"planted": truth}, drivers)
+    assert section["rows"] == [
+        [
+            "affiliate programme effect on expected sales (log ratio)",
+            "+0.250",
+            "+0.140 (-0.190 to +0.500)",
+            "yes",
+        ]
+    ]
+    assert "Every recovered interval holds its planted value." in section["answer"]
+    missed = story.planted({"planted": truth}, effect_numbers(0.6, 0.4, 0.8))
+    assert missed["rows"][0][3] == "no" and "Missed:" in missed["answer"]
+    assert story.planted({}, drivers) is None
 
 
 def test_the_pareto_curve_is_drawn_in_order_whatever_the_marts_row_order() -> None:

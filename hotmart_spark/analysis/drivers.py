@@ -1,5 +1,5 @@
-"""Q4: what makes a product sell more: rank correlations, a tree model of log(units) scored on
-held-out products with permutation importance, and an observational estimate of one lever.
+"""Q4: what makes a product sell more: rank correlations and a tree model of log(units) scored
+on held-out products with permutation importance (the programme's effect: effects.py).
 
 The product table grows with the catalogue, not with purchases: the modelled products'
 features (for the rank correlations and the effect estimates) and the holdout's predictions
@@ -10,28 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import StringIndexer, VectorAssembler
 from pyspark.ml.regression import GBTRegressor, RandomForestRegressor
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from statsmodels.tools.sm_exceptions import (
-    ConvergenceWarning,
-    PerfectSeparationError,
-    PerfectSeparationWarning,
-    SingularMatrixWarning,
-)
 
 from hotmart_spark import schema as s
-from hotmart_spark import warning_filters
 from hotmart_spark.config import DriversConfig
 from hotmart_spark.transforms.products import DEVICES, device_share_column
 
@@ -53,13 +43,9 @@ NUMERIC_FEATURES = [
 ]
 CATEGORICAL_FEATURES = ["category", "niche"]
 FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
-# The lever whose effect is estimated: a commission on at least one of the product's first
-# sales (products.affiliate_programme).
-TREATMENT = "affiliate_programme"
-# What the effect estimates need from the product table.
-EFFECT_COLUMNS = [TARGET, TREATMENT, "category", "niche", "price_level", "age_at_period_start_days"]
-Z95 = 1.959963984540054
-PROPENSITY_TRIM = 0.01
+# Products grouped by whether a commission was paid on one of their first sales, in the
+# table of group medians (the programme's effect is estimated in analysis/effects.py).
+PROGRAMME_SEEN = "affiliate_programme"
 
 
 # Column types of the small tables, given so a run whose numbers are all missing writes the
@@ -68,10 +54,6 @@ MODEL_SCHEMA = (
     "name string, holdout_r2 double, holdout_spearman double, baseline_r2 double, "
     "baseline_spearman double, n_train long, n_holdout long, importance string, "
     "products long, products_modelled long, note string"
-)
-EFFECT_SCHEMA = (
-    "treatment string, method string, estimate double, ci_low double, ci_high double, "
-    "units_change double, n_treated long, n_control long, note string"
 )
 MODEL_NAMES = {"gbt": "GBTRegressor", "random_forest": "RandomForestRegressor"}
 IMPORTANCE_METHOD = "permutation on the holdout (drop in R2)"
@@ -88,34 +70,10 @@ class ModelScores:
     n_holdout: int
 
 
-@dataclass(frozen=True)
-class Effect:
-    method: str
-    estimate: float
-    ci_low: float
-    ci_high: float
-    n_treated: int
-    n_control: int
-    note: str = ""
-
-    def as_dict(self) -> dict[str, float | int | str | None]:
-        return {
-            "treatment": TREATMENT,
-            "method": self.method,
-            "estimate": nan_to_none(self.estimate),
-            "ci_low": nan_to_none(self.ci_low),
-            "ci_high": nan_to_none(self.ci_high),
-            # The estimate is on log(units): exp(b) - 1 is the relative change in units.
-            "units_change": nan_to_none(math.expm1(self.estimate)),
-            "n_treated": self.n_treated,
-            "n_control": self.n_control,
-            "note": self.note,
-        }
-
-
-def nan_to_none(value: float) -> float | None:
-    """JSON has no NaN: a number that could not be had is null."""
-    return None if math.isnan(value) else float(value)
+def nan_to_none(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: a number that could not be had, or a bound that does not
+    exist (a correction with no finite answer), is null."""
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def spearman(frame: pd.DataFrame, columns: list[str], target: str) -> dict[str, float | None]:
@@ -282,91 +240,6 @@ def impurity_importance(model: PipelineModel) -> dict[str, float]:
     return dict(zip(FEATURES, map(float, values), strict=True))
 
 
-def _controls(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.assign(
-        **{TREATMENT: frame[TREATMENT].astype(int)},
-        log_price=np.log1p(frame["price_level"].clip(lower=0)),
-        age_years=frame["age_at_period_start_days"] / 365.25,
-    )
-
-
-CONTROLS = "C(category) + C(niche) + log_price + age_years"
-
-
-Interval = tuple[float, float, float]  # estimate, 95% low, 95% high
-
-
-def effect_by_regression(frame: pd.DataFrame) -> Interval:
-    """OLS of log(units) on the treatment and the controls, heteroscedasticity-robust (HC3)."""
-    fit = smf.ols(f"{TARGET} ~ {TREATMENT} + {CONTROLS}", data=_controls(frame)).fit(cov_type="HC3")
-    low, high = fit.conf_int(alpha=0.05).loc[TREATMENT]
-    return float(fit.params[TREATMENT]), float(low), float(high)
-
-
-def effect_by_propensity_weighting(frame: pd.DataFrame) -> Interval:
-    """Inverse propensity weighting: a logit of the treatment on the controls gives each
-    product's propensity p; treated products weigh 1/p and the others 1/(1 - p), so both
-    groups stand for all products; the weighted difference of mean log(units) comes from WLS
-    with robust (HC1) errors."""
-    data = _controls(frame)
-    propensity = smf.logit(f"{TREATMENT} ~ {CONTROLS}", data=data).fit(disp=False, maxiter=200)
-    # Products the controls all but decide get bounded weights instead of dominating.
-    p = propensity.predict(data).clip(PROPENSITY_TRIM, 1 - PROPENSITY_TRIM)
-    weights = np.where(data[TREATMENT] == 1, 1 / p, 1 / (1 - p))
-    fit = smf.wls(f"{TARGET} ~ {TREATMENT}", data=data, weights=weights).fit(cov_type="HC1")
-    low, high = fit.conf_int(alpha=0.05).loc[TREATMENT]
-    return float(fit.params[TREATMENT]), float(low), float(high)
-
-
-def unadjusted_difference(frame: pd.DataFrame) -> Interval:
-    """Treated minus control mean of log(units) with no controls: what confounding looks like."""
-    treated = frame.loc[frame[TREATMENT] == 1, TARGET]
-    control = frame.loc[frame[TREATMENT] == 0, TARGET]
-    diff = float(treated.mean() - control.mean())
-    se = math.sqrt(treated.var() / len(treated) + control.var() / len(control))
-    return diff, diff - Z95 * se, diff + Z95 * se
-
-
-ESTIMATORS: dict[str, Callable[[pd.DataFrame], Interval]] = {
-    "OLS with controls, HC3 errors": effect_by_regression,
-    "inverse propensity weighting, HC1 errors": effect_by_propensity_weighting,
-    "unadjusted difference": unadjusted_difference,
-}
-# What the estimators raise on products they cannot take (a control that decides the
-# treatment, collinear dummies); statsmodels only warns of some, and such an estimate is
-# not one to report.
-UNRELIABLE_FIT = (ConvergenceWarning, PerfectSeparationWarning, SingularMatrixWarning)
-ESTIMATION_ERRORS = (
-    ValueError,
-    ZeroDivisionError,
-    np.linalg.LinAlgError,
-    PerfectSeparationError,
-    *UNRELIABLE_FIT,
-)
-
-
-def affiliate_effects(frame: pd.DataFrame) -> list[Effect]:
-    """The affiliate programme's effect on log(units) by every estimator; one that cannot be
-    computed on these products says why instead of stopping the job."""
-    treated = int((frame[TREATMENT] == 1).sum())
-    control = len(frame) - treated
-    effects = []
-    for method, estimator in ESTIMATORS.items():
-        try:
-            if min(treated, control) < 2:
-                raise ValueError(f"{treated} with and {control} without the programme")
-            with warning_filters.catch_warnings():
-                for category in UNRELIABLE_FIT:
-                    warnings.simplefilter("error", category)
-                estimate, low, high = estimator(frame)
-            note = ""
-        except ESTIMATION_ERRORS as exc:
-            estimate = low = high = float("nan")
-            note = f"not estimable on these {len(frame)} products: {exc}"
-        effects.append(Effect(method, estimate, low, high, treated, control, note))
-    return effects
-
-
 def importance_table(
     correlations: dict[str, float | None],
     permutation: pd.DataFrame,
@@ -391,22 +264,18 @@ def importance_table(
 class Analysis:
     importance: pd.DataFrame  # importance_table
     model: dict[str, Any]  # one row of MODEL_SCHEMA
-    effects: list[Effect]
 
 
 def analyse(
     spark: SparkSession, modelled: DataFrame, n_products: int, config: DriversConfig
 ) -> Analysis:
-    """Rank correlations, the model with permutation importance and the programme's effect,
-    on the modelled products (cached by the caller). With fewer than `min_products` the model
-    is skipped with a note; the effect estimates say for themselves when they cannot be had."""
+    """Rank correlations and the model with permutation importance on the modelled products
+    (cached by the caller). With fewer than `min_products` the model is skipped with a note."""
     # The modelled products' features: sized by the catalogue, not by purchases. In product
     # order: a shuffle's rows come in the order its blocks arrive, and the fits' last digits
     # would follow that order.
-    columns = list(dict.fromkeys([*EFFECT_COLUMNS, *NUMERIC_FEATURES, "units"]))
-    features = modelled.orderBy(s.PRODUCT_ID).select(*columns).toPandas()
+    features = modelled.orderBy(s.PRODUCT_ID).select(*NUMERIC_FEATURES, "units").toPandas()
     n_modelled = len(features)
-    effects = affiliate_effects(features[EFFECT_COLUMNS])
     model = {
         "name": MODEL_NAMES[config.model],
         "importance": IMPORTANCE_METHOD,
@@ -424,7 +293,7 @@ def analyse(
             columns=["permutation_importance", "permutation_importance_sd"],
             dtype="float64",
         )
-        return Analysis(importance_table({}, empty, {}), model, effects)
+        return Analysis(importance_table({}, empty, {}), model)
     correlations = spearman(features, NUMERIC_FEATURES, "units")
     fitted, scores, holdout_products = fit_model(modelled, config)
     holdout = permutation_sample(holdout_products, config.permutation_max_products, config.seed)
@@ -432,6 +301,4 @@ def analyse(
         spark, fitted, holdout, FEATURES, config.permutation_repeats, config.seed
     )
     model.update(dataclasses.asdict(scores))
-    return Analysis(
-        importance_table(correlations, permutation, impurity_importance(fitted)), model, effects
-    )
+    return Analysis(importance_table(correlations, permutation, impurity_importance(fitted)), model)

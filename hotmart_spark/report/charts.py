@@ -225,9 +225,10 @@ def share_pairs(
         return png(fig)
 
 
-def drivers(importance: pd.DataFrame, effects: pd.DataFrame) -> bytes:
-    """Permutation importance per feature, and the affiliate programme's effect estimates."""
-    with figure(11, 4.8, ncols=2) as fig:
+def drivers(importance: pd.DataFrame, effects: pd.DataFrame, planted: float | None = None) -> bytes:
+    """Permutation importance per feature, and the affiliate programme's effect estimates
+    (with the planted value, for a generated input)."""
+    with figure(12, 5.2, ncols=2) as fig:
         bars, estimates = fig.axes
         rows = importance.dropna(subset=["permutation_importance"]).iloc[::-1]
         bars.barh(
@@ -241,23 +242,36 @@ def drivers(importance: pd.DataFrame, effects: pd.DataFrame) -> bytes:
         bars.set(xlabel="drop in holdout R² when shuffled", title="Feature importance")
         bars.grid(axis="y", visible=False)
         known = effects.dropna(subset=["estimate"]).iloc[::-1]
+        if known.empty:
+            estimates.text(0.5, 0.5, "no estimate", ha="center", va="center")
+            estimates.set_axis_off()
+            return png(fig)
         y = np.arange(len(known))
         centre = known["estimate"].to_numpy()
+        # A dilution-corrected bound can have no finite value: the bar runs to the plot's
+        # edge and ends in an arrow.
+        finite = np.concatenate([centre, known[["ci_low", "ci_high"]].stack().to_numpy()])
+        edge_low, edge_high = finite.min() - 0.3, finite.max() + 0.3
+        low = known["ci_low"].fillna(edge_low).to_numpy()
+        high = known["ci_high"].fillna(edge_high).to_numpy()
         estimates.errorbar(
-            centre,
-            y,
-            xerr=[centre - known["ci_low"].to_numpy(), known["ci_high"].to_numpy() - centre],
-            fmt="o",
-            color=ACCENT,
-            capsize=4,
+            centre, y, xerr=[centre - low, high - centre], fmt="o", color=ACCENT, capsize=4
         )
+        for row, (lo, hi) in enumerate(zip(known["ci_low"], known["ci_high"], strict=True)):
+            if pd.isna(lo):
+                estimates.plot(edge_low, row, marker="<", color=ACCENT)
+            if pd.isna(hi):
+                estimates.plot(edge_high, row, marker=">", color=ACCENT)
         estimates.axvline(0, color="black", lw=0.8)
-        estimates.set_yticks(y, [textwrap.fill(m, 22) for m in known["method"]])
+        if planted is not None:
+            estimates.axvline(planted, color=MUTED, ls="--", lw=1.2, label="planted")
+            estimates.legend(loc="lower right")
+        estimates.set_yticks(y, [textwrap.fill(m, 30) for m in known["method"]], fontsize=8)
         estimates.set(
-            xlabel="effect on log(units), 95% interval",
+            xlabel="log ratio of expected sales per day on sale, 95% interval",
             title="Affiliate programme effect",
         )
         estimates.grid(axis="y", visible=False)
-        if len(known):
-            estimates.set_ylim(-0.6, len(known) - 0.4)
+        estimates.set_ylim(-0.6, len(known) - 0.4)
+        estimates.set_xlim(edge_low - 0.05, edge_high + 0.05)
         return png(fig)

@@ -95,7 +95,11 @@ def build_charts(
             ),
         },
         "drivers": {
-            "drivers": lambda: charts.drivers(marts["product_drivers"], marts["product_effects"]),
+            "drivers": lambda: charts.drivers(
+                marts["product_drivers"],
+                marts["product_effects"],
+                planted_effect(insights),
+            ),
         },
         "forecast": {
             "monthly_forecast": lambda: charts.monthly_forecast(
@@ -116,6 +120,12 @@ def build_charts(
         if section in answered
         for name, build in section_charts.items()
     }
+
+
+def planted_effect(insights: dict[str, Any]) -> float | None:
+    """The programme effect the generator planted, or None for data it did not make."""
+    truth = insights["run"].get("planted")
+    return None if truth is None else truth["programme_effect"]["log_ratio"]
 
 
 def day_only(insights: dict[str, Any]) -> bool:
@@ -234,7 +244,35 @@ def _driver_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> 
             for r in marts["product_drivers"].itertuples()
         ],
     )
-    return [drivers]
+    estimates = Table(
+        "Affiliate programme: every estimate (log ratio of expected sales per day on sale)",
+        ["method", "role", "log ratio", "95% interval", "change in sales", "note"],
+        [
+            [
+                e["method"],
+                e["role"],
+                "" if e["estimate"] is None else f"{e['estimate']:+.3f}",
+                ""
+                if e["estimate"] is None
+                else f"{story.ratio_bound(e['ci_low'], '-inf')} to "
+                f"{story.ratio_bound(e['ci_high'], '+inf')}",
+                "" if e["units_change"] is None else story.signed_pct(e["units_change"]),
+                e["note"],
+            ]
+            for e in insights["drivers"]["effects"]
+        ],
+    )
+    balance = sorted(insights["drivers"]["balance"], key=lambda r: -abs(r["smd_raw"]))
+    balance_table = Table(
+        "Covariate balance, programme seen against not (standardised mean difference), "
+        "the 10 least balanced before weighting",
+        ["covariate", "before weighting", "after weighting"],
+        [
+            [r["covariate"], f"{r['smd_raw']:+.3f}", f"{r['smd_weighted']:+.3f}"]
+            for r in balance[:10]
+        ],
+    )
+    return [drivers, estimates, balance_table] if balance else [drivers, estimates]
 
 
 def _forecast_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> list[Table]:
@@ -303,6 +341,7 @@ def build_report(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> Re
         "forecast": ["monthly_forecast"],
     }
     pngs = build_charts(insights, marts, done)
+    truth = story.planted(insights["run"], insights["drivers"] if "drivers" in done else None)
     tables = _tables(insights, marts, done)
     run = insights["run"]
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
@@ -319,6 +358,7 @@ def build_report(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> Re
         summary=[
             {"question": QUESTIONS[key], "answer": stories[key]["answer"]} for key in QUESTIONS
         ],
+        planted=truth,
         sections=[
             {
                 "id": key,

@@ -8,7 +8,8 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from hotmart_spark.analysis import drivers
+from hotmart_spark import schema as s
+from hotmart_spark.analysis import drivers, effects
 from hotmart_spark.config import Config
 from hotmart_spark.stages.stage import (
     Stage,
@@ -31,12 +32,14 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     settings = config.drivers
     purchases, scale, _ = valued_purchases(read(spark, config.paths.input, "clean"), config.value)
     write(
-        products.product_table(purchases, period(config)[0], settings.early_sales),
+        products.product_table(purchases, period(config), settings.early_sales),
         config,
         "marts/products",
     )
     table = read(spark, output_root(config), "marts/products")
-    groups = [products.group_medians(table, f) for f in ("category", "niche", drivers.TREATMENT)]
+    groups = [
+        products.group_medians(table, f) for f in ("category", "niche", drivers.PROGRAMME_SEEN)
+    ]
     write(
         groups[0].unionByName(groups[1]).unionByName(groups[2]),
         config,
@@ -49,12 +52,29 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     )
     with persisted(modelled) as modelled:
         analysis = drivers.analyse(spark, modelled, table.count(), settings)
+    # Every product, whatever it sold: a catalogue-sized table, in product order so the fits'
+    # last digits do not follow the order a shuffle delivered the rows in.
+    effect_products = (
+        table.select(*effects.COLUMNS, "later_early_sale_affiliate")
+        .orderBy(s.PRODUCT_ID)
+        .toPandas()
+    )
+    effect = effects.estimate_effect(effect_products, settings.seed)
     model = analysis.model
     write(spark.createDataFrame(analysis.importance), config, "marts/product_drivers")
     write(spark.createDataFrame([model], drivers.MODEL_SCHEMA), config, "marts/product_model")
-    effects = [e.as_dict() for e in analysis.effects]
-    write(spark.createDataFrame(effects, drivers.EFFECT_SCHEMA), config, "marts/product_effects")
-    insights = drivers_insights(analysis, effects, scale.unit, settings.early_sales)
+    estimates = [e.as_dict() for e in effect.estimates]
+    write(
+        spark.createDataFrame(estimates, effects.ESTIMATES_SCHEMA),
+        config,
+        "marts/product_effects",
+    )
+    write(
+        spark.createDataFrame(effect.balance, effects.BALANCE_SCHEMA),
+        config,
+        "marts/product_effect_balance",
+    )
+    insights = drivers_insights(analysis, effect, scale.unit, settings.early_sales)
     publish_insights(config, "drivers", insights)
     record_in_manifest(
         config,
@@ -79,9 +99,11 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         )
         for r in insights["features"][:5]:
             log.info("%-28s permutation importance %.4f", r["feature"], r["importance"])
-    for e in analysis.effects:
+    if effect.note:
+        log.warning("affiliate programme: %s", effect.note)
+    for e in effect.estimates:
         log.info(
-            "affiliate programme, %s: %+.3f log units [%+.3f, %+.3f] %s",
+            "affiliate programme, %s: %+.3f log ratio [%+.3f, %+.3f] %s",
             e.method,
             e.estimate,
             e.ci_low,
@@ -93,10 +115,12 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
 
 
 def drivers_insights(
-    analysis: drivers.Analysis, effects: list[dict[str, Any]], unit: str, early_sales: int
+    analysis: drivers.Analysis, effect: effects.Result, unit: str, early_sales: int
 ) -> dict[str, Any]:
     """Q4's headline numbers: each feature's correlation and importance (most important
-    first), the model against its baseline, and the programme's effect by each estimator."""
+    first), the model against its baseline, and the programme's effect: the headline
+    estimate, every estimator, overlap, balance and sensitivity."""
+    headline = effect.headline
     return {
         "value_unit": unit,
         "early_sales": early_sales,
@@ -113,8 +137,13 @@ def drivers_insights(
             for r in analysis.importance.to_dict("records")
         ],
         "model": analysis.model,
-        "effect": effects[0],
-        "effects": effects,
+        "estimand": effects.ESTIMAND,
+        "effect": None if headline is None else headline.as_dict(),
+        "effect_note": effect.note,
+        "effects": [e.as_dict() for e in effect.estimates],
+        "overlap": effect.overlap,
+        "balance": effect.balance.to_dict("records"),
+        "sensitivity": effect.sensitivity,
         "observational": True,
     }
 

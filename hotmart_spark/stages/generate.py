@@ -27,7 +27,7 @@ def run(spark: SparkSession, config: Config) -> list[generate.Check]:
     start, end = config.period.start, config.period.end
     if start is None or end is None:
         raise UserError("the generator needs a period of dates, not 'auto'")
-    raw = generate.purchases(spark, sizes, gen.seed, start, end)
+    raw = generate.purchases(spark, sizes, gen.seed, start, end, gen.programme_effect)
     # Standardising, writing and calibrating all read the generated rows: make them once.
     # On disk only: kept in memory, a partition is unrolled on the heap first, which ran a
     # 2g driver out of memory at 100M rows even with partitions of 1M rows.
@@ -42,6 +42,10 @@ def run(spark: SparkSession, config: Config) -> list[generate.Check]:
         report = local_path(out) / generate.CALIBRATION_FILE
         report.write_text(
             json.dumps([c.__dict__ for c in checks], indent=2) + "\n", encoding="utf-8"
+        )
+        truth = generate.planted_truth(gen.seed, gen.programme_effect)
+        (local_path(out) / generate.TRUTH_FILE).write_text(
+            json.dumps(truth, indent=2) + "\n", encoding="utf-8"
         )
     log.info("wrote %s rows (plus defects) to %s in %.1f s", f"{gen.rows:,}", out, written_s)
     missed = [c.metric for c in checks if not c.ok]

@@ -114,6 +114,9 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     described = counts if replaced_months is None else quality.table_counts(**written)
     day_only = counts["day_only_timestamps"]
     section = run_insights(described, day_only, config, period, generate.is_generated(source))
+    truth = generate.read_truth(source)
+    if truth is not None:
+        section["planted"] = truth
     if replaced_months is not None:
         section["last_run"] = {"from": months[0] or None, "to": months[1] or None, **counts}
     publish_insights(config, "run", section)

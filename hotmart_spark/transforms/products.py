@@ -19,9 +19,13 @@ def device_share_column(device: str) -> str:
     return "device_share_" + re.sub(r"[^a-z0-9]+", "_", device.lower()).strip("_")
 
 
-def product_table(purchases: DataFrame, period_start: dt.date, early_sales: int) -> DataFrame:
+def product_table(
+    purchases: DataFrame, period: tuple[dt.date, dt.date], early_sales: int
+) -> DataFrame:
     """marts/products: units and revenue per product over the period, what the product is, its
-    producer's size without the product itself, and how its first `early_sales` sales were made.
+    producer's size without the product itself, how its first `early_sales` sales were made,
+    and what the effect estimate reads from its first sale alone (whether it went through an
+    affiliate, its value) with its days on sale in the period.
 
     Mixes and distinct counts over all of a product's sales would leak its volume into the
     features (one sale has one origin and shares of exactly 0 or 1); over the same number of
@@ -46,8 +50,17 @@ def product_table(purchases: DataFrame, period_start: dt.date, early_sales: int)
     # Apart from the totals: the percentile and the distinct sets run without generated
     # code, so this aggregate reads only each product's first sales (one aggregate of both
     # took 42 s instead of 36 s for the product table at 16M rows).
+    is_first = F.col("_sale") == 1
     early = first_sales.groupBy(s.PRODUCT_ID).agg(
         F.count(F.lit(1)).alias("feature_sales"),
+        F.max(F.when(is_first, is_affiliate_sale())).alias("first_sale_affiliate"),
+        F.max(F.when(is_first, F.col("value"))).alias("first_sale_value"),
+        # A programme that shows after the first sale: with a full run of early sales this
+        # tells almost every programme product, whatever share of its sales affiliates make.
+        (
+            (F.count(F.lit(1)) == early_sales)
+            & F.coalesce(F.max(F.when(~is_first, is_affiliate_sale())), F.lit(False))
+        ).alias("later_early_sale_affiliate"),
         F.percentile_approx("value", 0.5, 10_000).alias("price_level"),
         F.avg(s.COMMISSION).alias("mean_commission"),
         (F.max(s.COMMISSION) > 0).alias("affiliate_programme"),
@@ -67,6 +80,8 @@ def product_table(purchases: DataFrame, period_start: dt.date, early_sales: int)
     # Summed in another order it is a rounding error that grows with the product's revenue,
     # which the trees then read as a feature of the best sellers.
     producer = Window.partitionBy(s.PRODUCER_ID)
+    start, end = period
+    on_sale_from = F.greatest(F.lit(start), F.coalesce(F.to_date("created"), F.lit(start)))
     return (
         totals.join(early, s.PRODUCT_ID)
         .select(
@@ -77,9 +92,9 @@ def product_table(purchases: DataFrame, period_start: dt.date, early_sales: int)
         .withColumn("producer_products", F.count(F.lit(1)).over(producer))
         .withColumn("age_at_first_sale_days", F.datediff("first_sale_day", F.to_date("created")))
         .withColumn("creation_month", F.date_format("created", "yyyy-MM"))
-        .withColumn(
-            "age_at_period_start_days", F.datediff(F.lit(period_start), F.to_date("created"))
-        )
+        .withColumn("age_at_period_start_days", F.datediff(F.lit(start), F.to_date("created")))
+        .withColumn("days_on_sale", F.datediff(F.lit(end), on_sale_from) + 1)
+        .withColumn("sales_after_first", F.col("units") - 1)
         .withColumn("producer_other_units", F.col("producer_units") - F.col("units"))
         .withColumn("producer_other_revenue", F.col("producer_revenue") - F.col("revenue"))
         .withColumn("producer_other_products", F.col("producer_products") - 1)
