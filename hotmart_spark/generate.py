@@ -206,6 +206,9 @@ CALIBRATION_FILE = "_calibration.json"
 # ... and this one, with what it planted (planted_truth), for the report to set beside what
 # the pipeline recovered.
 TRUTH_FILE = "_truth.json"
+# Per product, whether it has a programme (Parquet; the leading "_" keeps readers of the
+# folder, Spark's and this project's, from taking it for input).
+TRUTH_PRODUCTS = "_truth_products"
 
 
 def is_generated(path: str) -> bool:
@@ -316,6 +319,11 @@ def niche_effects(seed: int) -> dict[str, float]:
     """Each niche's planted demand effect (log scale), drawn once per seed."""
     draws = np.random.default_rng([seed, 29]).standard_normal(len(NICHES))
     return {n: float(NICHE_EFFECT_SD * d) for n, d in zip(NICHES, draws, strict=True)}
+
+
+def truth_products(catalogue: DataFrame) -> DataFrame:
+    """The planted per-product truth: product_id and whether it has a programme."""
+    return catalogue.select(s.PRODUCT_ID, F.col("has_programme").alias("programme"))
 
 
 def planted_truth(seed: int, programme_effect: float) -> dict[str, Any]:
@@ -527,6 +535,18 @@ def purchases(
 ) -> DataFrame:
     """Clean synthetic purchases (no defects) with their value in raw_value, not yet standardised."""
     catalogue = products(spark, sizes, seed, start, end, programme_effect)
+    return purchases_of(spark, catalogue, sizes, seed, start, end)
+
+
+def purchases_of(
+    spark: SparkSession,
+    catalogue: DataFrame,
+    sizes: Sizes,
+    seed: int,
+    start: dt.date,
+    end: dt.date,
+) -> DataFrame:
+    """The purchases of a catalogue made by products(), as purchases() returns them."""
     weights = day_weights(start, end)
     affiliate_sales = catalogue.agg(F.sum(F.col("n") * F.col("affiliate_share"))).first()[0]
     affiliate_pool = pool_for_distinct(

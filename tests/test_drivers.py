@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from hotmart_spark import schema as s
 from hotmart_spark.analysis import drivers
@@ -174,13 +175,45 @@ def test_spearman_by_hand() -> None:
     }
 
 
+def test_spearman_interval_by_hand() -> None:
+    # r 0.5 over 28 products: z = atanh(0.5) = 0.5493, se = sqrt(1.125 / 25) = 0.2121;
+    # tanh(0.5493 -+ 1.96 * 0.2121) = 0.1327 and 0.7465.
+    low, high = drivers.spearman_interval(0.5, 28)
+    assert (low, high) == (pytest.approx(0.1327, abs=1e-4), pytest.approx(0.7465, abs=1e-4))
+    assert drivers.spearman_interval(None, 28) == (None, None)
+    assert drivers.spearman_interval(0.3, 3) == (None, None)
+
+
+def test_the_holdout_takes_whole_producers(spark: SparkSession) -> None:
+    split = drivers.with_split(spark.createDataFrame(constructed_products(400, seed=2)), 0.3, 7)
+    per_producer = split.groupBy(s.PRODUCER_ID).agg(
+        F.countDistinct("holdout").alias("sides"), F.max(F.col("holdout").cast("int")).alias("out")
+    )
+    assert per_producer.where("sides > 1").count() == 0
+    # About 30% of the 200 producers are held out.
+    assert 40 <= per_producer.where("out = 1").count() <= 80
+
+
+def test_a_group_is_shuffled_together() -> None:
+    groups = drivers.importance_groups()
+    assert groups["device mix"] == [
+        "device_share_smart_tv",
+        "device_share_tablet",
+        "device_share_desktop",
+        "device_share_ereaders",
+        "device_share_cellphone",
+    ]
+    assert groups["price_level"] == ["price_level"]
+    assert sorted(f for members in groups.values() for f in members) == sorted(drivers.FEATURES)
+
+
 def test_r2_by_hand() -> None:
     table = pd.DataFrame({"log_units": [1.0, 2.0, 3.0], "p": [1.0, 2.0, 4.0], "q": [2.0] * 3})
     # SST around the mean 2 = 2. p: SSE = 1. q (the mean itself): SSE = 1 + 0 + 1 = 2.
     assert drivers.r2(table, ["p", "q"]) == {"p": pytest.approx(0.5), "q": pytest.approx(0.0)}
 
 
-def test_baseline_is_the_training_median_of_the_pair(spark: SparkSession) -> None:
+def test_baseline_is_the_training_mean_of_the_pair(spark: SparkSession) -> None:
     schema = "category string, niche string, log_units double"
     train = spark.createDataFrame(
         [("A", "x", 1.0), ("A", "x", 2.0), ("A", "x", 3.0), ("B", "y", 5.0)], schema
@@ -189,15 +222,16 @@ def test_baseline_is_the_training_median_of_the_pair(spark: SparkSession) -> Non
     found = {
         r["category"]: r["baseline"] for r in drivers.baseline_predictions(train, holdout).collect()
     }
-    # A/x: median of 1, 2, 3; B/y: 5; C/z unseen: the median of all four, 2 (the lower middle).
-    assert found == {"A": 2.0, "B": 5.0, "C": 2.0}
+    # A/x: mean of 1, 2, 3; B/y: 5; C/z unseen: the mean of all four, 11 / 4.
+    assert found == {"A": 2.0, "B": 5.0, "C": 2.75}
 
 
 def constructed_products(n: int, seed: int) -> pd.DataFrame:
     """Products whose log(units) is 0.5 x price_level plus small noise; every other feature is
     noise."""
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({s.PRODUCT_ID: np.arange(n)})
+    # Two products per producer.
+    frame = pd.DataFrame({s.PRODUCT_ID: np.arange(n), s.PRODUCER_ID: np.arange(n) // 2})
     for feature in drivers.NUMERIC_FEATURES:
         frame[feature] = rng.uniform(0, 10, n)
     frame["category"] = rng.choice(["A", "B", "C"], n)
@@ -218,9 +252,13 @@ def test_importance_ranks_the_feature_that_sets_the_target_above_noise(
     assert scores.holdout_r2 > 0.8
     assert scores.holdout_r2 > scores.baseline_r2 + 0.5
     holdout = holdout_products.select(*drivers.FEATURES, drivers.TARGET).toPandas()
-    importance = drivers.permutation_importance(spark, model, holdout, drivers.FEATURES, 2, 3)
+    importance = drivers.permutation_importance(
+        spark, model, holdout, drivers.importance_groups(), 2, 3
+    )
     ranked = importance["permutation_importance"].sort_values(ascending=False)
+    # price_level is a group of its own; the device shares, say, one group of five.
     assert ranked.index[0] == "price_level"
+    assert "device mix" in ranked.index
     assert ranked["price_level"] > 1.0
     assert ranked.drop("price_level").abs().max() < 0.05
     impurity = drivers.impurity_importance(model)
@@ -259,7 +297,7 @@ def test_too_few_products_skip_the_model_with_a_note(spark: SparkSession, config
         "only 30 products have 10 sales; the model needs drivers.min_products (100)"
     )
     assert (analysis.model["products"], analysis.model["products_modelled"]) == (45, 30)
-    assert list(analysis.importance["feature"]) == drivers.FEATURES
+    assert sorted(analysis.importance["feature"]) == sorted(drivers.FEATURES)
     assert analysis.importance["permutation_importance"].isna().all()
 
 

@@ -156,18 +156,20 @@ def test_drivers(spark: SparkSession, small_run: SmallRun) -> None:
     assert model["products_modelled"] >= 20
     assert -1.0 < model["holdout_r2"] <= 1.0
     assert {f["feature"] for f in found["features"]} == set(drivers.FEATURES)
-    assert [e["method"] for e in found["effects"]] == list(drivers.ESTIMATORS)
+    # A few dozen products: too few sold first through an affiliate for an effect estimate,
+    # which the stage says instead of estimating.
+    assert found["effect"] is None and found["effects"] == []
+    assert "each side needs 10" in found["effect_note"]
     stored = json.loads((out / "report" / "insights.json").read_text())["drivers"]
-    assert stored["effect"] == found["effects"][0]
+    assert stored["effect_note"] == found["effect_note"]
     drivers_mart = read(spark, out, "product_drivers")
     assert sorted(r["feature"] for r in drivers_mart.collect()) == sorted(drivers.FEATURES)
     assert read(spark, out, "product_model").collect()[0]["name"] == model["name"]
-    effects = read(spark, out, "product_effects").collect()
-    assert sorted(r["method"] for r in effects) == sorted(drivers.ESTIMATORS)
+    assert read(spark, out, "product_effects").count() == 0
     groups = read(spark, out, "product_feature_groups").groupBy("feature").agg(F.sum("products"))
     # Each feature's levels split the whole catalogue.
     assert dict(groups.collect()) == dict.fromkeys(
-        ["category", "niche", drivers.TREATMENT], product_mart.count()
+        ["category", "niche", drivers.PROGRAMME_SEEN], product_mart.count()
     )
 
 

@@ -93,9 +93,12 @@ def test_insight_numbers_equal_the_marts(spark: SparkSession, small_run: SmallRu
 
     drivers = mart(spark, small_run, "product_drivers").set_index("feature")
     for row in found["drivers"]["features"]:
-        assert row["importance"] == pytest.approx(
-            drivers.loc[row["feature"], "permutation_importance"]
-        )
+        expected = drivers.loc[row["feature"], "spearman"]
+        assert row["spearman"] == (None if pd.isna(expected) else pytest.approx(expected))
+    by_group = drivers.groupby("group")["permutation_importance"].first()
+    for row in found["drivers"]["groups"]:
+        expected = by_group[row["group"]]
+        assert row["importance"] == (None if pd.isna(expected) else pytest.approx(expected))
     model = mart(spark, small_run, "product_model").iloc[0]
     assert found["drivers"]["model"]["holdout_r2"] == pytest.approx(model["holdout_r2"])
     effects = mart(spark, small_run, "product_effects")
@@ -226,6 +229,7 @@ def test_drivers_sentence_when_nothing_could_be_estimated() -> None:
             "importance": "permutation on the holdout (drop in R2)",
         },
         "features": [],
+        "groups": [],
         "effect": None,
         "effect_note": "not estimable: 30 products sold first through an affiliate and 0 "
         "direct; each side needs 10",

@@ -43,6 +43,29 @@ NUMERIC_FEATURES = [
 ]
 CATEGORICAL_FEATURES = ["category", "niche"]
 FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+# Features that move together are shuffled together for permutation importance: shuffled one
+# at a time, each would look unimportant while its partners still carry what it says.
+FEATURE_GROUPS: dict[str, list[str]] = {
+    "device mix": [device_share_column(d) for d in DEVICES],
+    "producer size": ["producer_other_units", "producer_other_revenue", "producer_other_products"],
+    "affiliate sales": ["mean_commission", "affiliate_share", "affiliates"],
+}
+Z95 = 1.959963984540054
+
+
+def group_of(feature: str) -> str:
+    """The importance group of a feature: its named group, or itself."""
+    return next((g for g, members in FEATURE_GROUPS.items() if feature in members), feature)
+
+
+def importance_groups() -> dict[str, list[str]]:
+    """Every group and its features, in the order the features are listed."""
+    groups: dict[str, list[str]] = {}
+    for feature in FEATURES:
+        groups.setdefault(group_of(feature), []).append(feature)
+    return groups
+
+
 # Products grouped by whether a commission was paid on one of their first sales, in the
 # table of group medians (the programme's effect is estimated in analysis/effects.py).
 PROGRAMME_SEEN = "affiliate_programme"
@@ -85,6 +108,15 @@ def spearman(frame: pd.DataFrame, columns: list[str], target: str) -> dict[str, 
         return {c: nan_to_none(ranks[c].corr(ranks[target])) for c in columns}
 
 
+def spearman_interval(r: float | None, n: int) -> tuple[float | None, float | None]:
+    """A 95% interval for a Spearman correlation: Fisher's z with Bonett and Wright's (2000)
+    variance (1 + r^2 / 2) / (n - 3)."""
+    if r is None or n <= 3 or abs(r) >= 1:
+        return None, None
+    z, se = math.atanh(r), math.sqrt((1 + r * r / 2) / (n - 3))
+    return math.tanh(z - Z95 * se), math.tanh(z + Z95 * se)
+
+
 def modelled_products(products: DataFrame, early_sales: int) -> DataFrame:
     """Products whose features come from a full `early_sales` first sales and are all known
     (a product without a creation date has no age)."""
@@ -92,9 +124,11 @@ def modelled_products(products: DataFrame, early_sales: int) -> DataFrame:
 
 
 def with_split(products: DataFrame, holdout_share: float, seed: int) -> DataFrame:
-    """`holdout`: a fixed share of products by a hash of product_id and the seed, so the split
-    does not depend on partitioning or row order."""
-    bucket = F.pmod(F.xxhash64(F.col(s.PRODUCT_ID), F.lit(seed)), F.lit(10_000))
+    """`holdout`: the products of a fixed share of producers, by a hash of producer_id and the
+    seed, so the split does not depend on partitioning or row order. Whole producers are held
+    out: a producer's products share its appeal, and a model scored on products whose
+    siblings it trained on would be scored on what it memorised."""
+    bucket = F.pmod(F.xxhash64(F.col(s.PRODUCER_ID), F.lit(seed)), F.lit(10_000))
     # Rows come out of a shuffle in the order its blocks arrived; the trees' split sampling
     # and the permutations depend on row order, so it is fixed here. One partition: the
     # model's many passes are Spark jobs over a catalogue-sized table, whose cost is tasks.
@@ -137,17 +171,16 @@ def r2(frame: pd.DataFrame, predictions: list[str]) -> dict[str, float]:
 
 
 def baseline_predictions(train: DataFrame, holdout: DataFrame) -> DataFrame:
-    """holdout with `baseline`: the training median of log(units) in its category and niche,
-    or over all training products for a pair not seen in training."""
-    medians = train.groupBy("category", "niche").agg(
-        F.percentile_approx(TARGET, 0.5, 10_000).alias("_pair_median")
-    )
-    overall = train.agg(F.percentile_approx(TARGET, 0.5, 10_000).alias("_overall"))
+    """holdout with `baseline`: the training mean of log(units) in its category and niche, or
+    over all training products for a pair not seen in training. The mean, not the median:
+    R2 rewards the mean, and a median of a skewed target scores below 0 without being worse."""
+    means = train.groupBy("category", "niche").agg(F.avg(TARGET).alias("_pair_mean"))
+    overall = train.agg(F.avg(TARGET).alias("_overall"))
     return (
-        holdout.join(F.broadcast(medians), ["category", "niche"], "left")
+        holdout.join(F.broadcast(means), ["category", "niche"], "left")
         .crossJoin(F.broadcast(overall))
-        .withColumn("baseline", F.coalesce("_pair_median", "_overall"))
-        .drop("_pair_median", "_overall")
+        .withColumn("baseline", F.coalesce("_pair_mean", "_overall"))
+        .drop("_pair_mean", "_overall")
     )
 
 
@@ -198,18 +231,20 @@ def permutation_importance(
     spark: SparkSession,
     model: PipelineModel,
     holdout: pd.DataFrame,
-    features: list[str],
+    groups: dict[str, list[str]],
     repeats: int,
     seed: int,
 ) -> pd.DataFrame:
-    """Drop in holdout R2 when one feature's values are shuffled across the held-out products
-    (mean and sd over `repeats` shuffles). All shuffled copies are scored in one Spark job."""
+    """Drop in holdout R2 when a group's features are shuffled together (one permutation of
+    the held-out products for all of them) across the held-out products, mean and sd over
+    `repeats` shuffles; indexed by group. All shuffled copies are scored in one Spark job."""
     rng = np.random.default_rng(seed)
     copies = [holdout.assign(_feature="", _repeat=0)]
-    for feature in features:
+    for group, members in groups.items():
         for repeat in range(repeats):
-            copy = holdout.assign(_feature=feature, _repeat=repeat)
-            copy[feature] = rng.permutation(copy[feature].to_numpy())
+            copy = holdout.assign(_feature=group, _repeat=repeat)
+            order = rng.permutation(len(copy))
+            copy[members] = copy[members].to_numpy()[order]
             copies.append(copy)
     # One DataFrame of every copy, in one partition. The partition is what keeps the model
     # out of the optimizer: on a DataFrame made from local data it runs the model's
@@ -228,10 +263,10 @@ def permutation_importance(
     by_copy = by_copy[by_copy["_feature"] != ""]
     # R2 drop = (SSE shuffled - SSE intact) / SST.
     by_copy["drop"] = (by_copy["sse"] - intact_sse) / sst
-    table = by_copy.groupby("_feature")["drop"].agg(["mean", "std"]).reindex(features)
+    table = by_copy.groupby("_feature")["drop"].agg(["mean", "std"]).reindex(list(groups))
     return table.rename(
         columns={"mean": "permutation_importance", "std": "permutation_importance_sd"}
-    ).rename_axis("feature")
+    ).rename_axis("group")
 
 
 def impurity_importance(model: PipelineModel) -> dict[str, float]:
@@ -242,22 +277,30 @@ def impurity_importance(model: PipelineModel) -> dict[str, float]:
 
 def importance_table(
     correlations: dict[str, float | None],
+    n: int,
     permutation: pd.DataFrame,
     impurity: dict[str, float],
 ) -> pd.DataFrame:
-    """One row per feature: kind, Spearman with units (numeric features), permutation and
-    impurity importance; most important first."""
+    """One row per feature: its group, kind, Spearman with units and its 95% interval (numeric
+    features, over n products), its group's permutation importance and its own impurity
+    importance; most important group first."""
     table = pd.DataFrame(
         {
             "feature": FEATURES,
+            "group": [group_of(f) for f in FEATURES],
             "kind": ["numeric"] * len(NUMERIC_FEATURES)
             + ["categorical"] * len(CATEGORICAL_FEATURES),
         }
     )
     table["spearman"] = table["feature"].map(correlations).astype("float64")
-    table = table.join(permutation, on="feature")
+    bounds = [spearman_interval(correlations.get(f), n) for f in FEATURES]
+    table["spearman_low"] = pd.Series([b[0] for b in bounds], dtype="float64")
+    table["spearman_high"] = pd.Series([b[1] for b in bounds], dtype="float64")
+    table = table.join(permutation, on="group")
     table["impurity_importance"] = table["feature"].map(impurity).astype("float64")
-    return table.sort_values("permutation_importance", ascending=False).reset_index(drop=True)
+    return table.sort_values(
+        ["permutation_importance", "group"], ascending=[False, True], kind="stable"
+    ).reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -289,16 +332,19 @@ def analyse(
             f"drivers.min_products ({config.min_products})"
         )
         empty = pd.DataFrame(
-            index=pd.Index(FEATURES, name="feature"),
+            index=pd.Index(list(importance_groups()), name="group"),
             columns=["permutation_importance", "permutation_importance_sd"],
             dtype="float64",
         )
-        return Analysis(importance_table({}, empty, {}), model)
+        return Analysis(importance_table({}, 0, empty, {}), model)
     correlations = spearman(features, NUMERIC_FEATURES, "units")
     fitted, scores, holdout_products = fit_model(modelled, config)
     holdout = permutation_sample(holdout_products, config.permutation_max_products, config.seed)
     permutation = permutation_importance(
-        spark, fitted, holdout, FEATURES, config.permutation_repeats, config.seed
+        spark, fitted, holdout, importance_groups(), config.permutation_repeats, config.seed
     )
     model.update(dataclasses.asdict(scores))
-    return Analysis(importance_table(correlations, permutation, impurity_importance(fitted)), model)
+    return Analysis(
+        importance_table(correlations, n_modelled, permutation, impurity_importance(fitted)),
+        model,
+    )

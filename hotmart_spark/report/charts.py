@@ -226,13 +226,18 @@ def share_pairs(
 
 
 def drivers(importance: pd.DataFrame, effects: pd.DataFrame, planted: float | None = None) -> bytes:
-    """Permutation importance per feature, and the affiliate programme's effect estimates
+    """Permutation importance per feature group, and the affiliate programme's effect estimates
     (with the planted value, for a generated input)."""
     with figure(12, 5.2, ncols=2) as fig:
         bars, estimates = fig.axes
-        rows = importance.dropna(subset=["permutation_importance"]).iloc[::-1]
+        # One bar per group: its features share the importance of being shuffled together.
+        rows = (
+            importance.dropna(subset=["permutation_importance"])
+            .drop_duplicates("group")
+            .sort_values("permutation_importance")
+        )
         bars.barh(
-            rows["feature"],
+            rows["group"],
             rows["permutation_importance"],
             xerr=rows["permutation_importance_sd"],
             color=MAIN,

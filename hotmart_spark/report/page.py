@@ -230,12 +230,16 @@ def _segment_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) ->
 
 def _driver_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> list[Table]:
     drivers = Table(
-        "Product features: rank correlation with units and importance in the model",
-        ["feature", "Spearman", "permutation importance", "impurity importance"],
+        "Product features: rank correlation with units (95% interval) and importance in the "
+        "model (of the feature's group, shuffled together)",
+        ["feature", "group", "Spearman", "group permutation importance", "impurity importance"],
         [
             [
                 r.feature,
-                "" if pd.isna(r.spearman) else f"{r.spearman:+.3f}",
+                r.group,
+                ""
+                if pd.isna(r.spearman)
+                else f"{r.spearman:+.3f} ({r.spearman_low:+.3f} to {r.spearman_high:+.3f})",
                 ""
                 if pd.isna(r.permutation_importance)
                 else f"{r.permutation_importance:+.4f} ± {r.permutation_importance_sd:.4f}",

@@ -156,28 +156,54 @@ def drivers(d: dict[str, Any]) -> dict[str, Any]:
     if model["note"]:
         finding = f"The model was not fitted: {model['note']}."
     elif model["holdout_r2"] > max(model["baseline_r2"], 0.0) + 0.02:
-        best = d["features"][0]["feature"]
+        best = d["groups"][0]["group"]
         finding = (
-            f"On held-out products the model explains {pct(model['holdout_r2'], 0)} of the "
-            f"variation in log units (category-niche median: {score(model['baseline_r2'])}); the "
-            f"feature it leans on most is {best}."
+            f"On the held-out producers' products the model explains "
+            f"{pct(model['holdout_r2'], 0)} of the variation in log units (the category-niche "
+            f"mean: {score(model['baseline_r2'])}); what it leans on most is {best}."
         )
     else:
         finding = (
-            f"No product feature predicts sales here: on held-out products the model's R² is "
-            f"{score(model['holdout_r2'])}, no better than the category-niche median "
-            f"({score(model['baseline_r2'])})."
+            f"No product feature predicts sales here: on the held-out producers' products the "
+            f"model's R² is {score(model['holdout_r2'])}, no better than the category-niche "
+            f"mean ({score(model['baseline_r2'])})."
         )
     lever = programme_effect(d)
     details = [
         f"{model['products_modelled']:,} of {model['products']:,} products have "
         f"{d['early_sales']} sales to describe them; their features come from those first "
         "sales so that they do not grow with the volume they are meant to explain.",
-        f"Importance is {model['importance']}; the trees' own impurity importance, which "
-        "favours features with many levels, is in the table beside it.",
+        f"Importance is {model['importance']}, with features that move together (the device "
+        "mix, the producer's size, the affiliate sales) shuffled together; the trees' own "
+        "impurity importance, which favours features with many levels, is in the table "
+        "beside it.",
+        *silent_features(d),
         *programme_details(d),
     ]
     return {"answer": f"{finding} {lever}", "details": details}
+
+
+def silent_features(d: dict[str, Any]) -> list[str]:
+    """The numeric features that carry no signal by either measure: a Spearman interval
+    that holds 0 and a group whose shuffling costs the model less than two of its sds."""
+    weak_groups = {
+        g["group"]
+        for g in d["groups"]
+        if g["importance"] is None or g["importance"] < 2 * (g["importance_sd"] or 0.0)
+    }
+    silent = [
+        f["feature"]
+        for f in d["features"]
+        if f["spearman_low"] is not None
+        and f["spearman_low"] <= 0 <= f["spearman_high"]
+        and f["group"] in weak_groups
+    ]
+    if not silent:
+        return []
+    return [
+        f"No signal in {', '.join(silent)}: each one's rank correlation with units is within "
+        "its interval of 0, and shuffling it does not cost the model."
+    ]
 
 
 def ratio_bound(log_ratio: float | None, missing: str) -> str:
@@ -249,11 +275,13 @@ def programme_details(d: dict[str, Any]) -> list[str]:
             f"Augmented inverse propensity weighting gives {ratio_change(check['estimate'])} "
             f"({ratio_change(check['ci_low'])} to {ratio_change(check['ci_high'])})."
         )
-    if sensitivity.get("placebo_shuffles"):
+    # The GLM's placebo over its shuffles comes first; AIPW's single shuffle after it.
+    placebo_glm = next((e for e in d["effects"] if e["role"] == "placebo"), None)
+    if sensitivity.get("placebo_shuffles") and placebo_glm is not None:
         lines.append(
             f"Placebo: on the treatment shuffled within category and niche "
             f"({sensitivity['placebo_shuffles']} times) the estimate averages "
-            f"{by_role['placebo']['estimate']:+.3f} with a spread of "
+            f"{placebo_glm['estimate']:+.3f} with a spread of "
             f"{sensitivity['placebo_sd']:.3f}; the intervals here are at least that wide."
         )
     if "e_value" in sensitivity:

@@ -97,8 +97,8 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
             model["holdout_r2"],
             model["baseline_r2"],
         )
-        for r in insights["features"][:5]:
-            log.info("%-28s permutation importance %.4f", r["feature"], r["importance"])
+        for r in insights["groups"][:5]:
+            log.info("%-28s permutation importance %.4f", r["group"], r["importance"])
     if effect.note:
         log.warning("affiliate programme: %s", effect.note)
     for e in effect.estimates:
@@ -127,14 +127,24 @@ def drivers_insights(
         "features": [
             {
                 "feature": r["feature"],
+                "group": r["group"],
                 "spearman": drivers.nan_to_none(r["spearman"]),
+                "spearman_low": drivers.nan_to_none(r["spearman_low"]),
+                "spearman_high": drivers.nan_to_none(r["spearman_high"]),
                 "spearman_undefined": None
                 if r["feature"] in drivers.NUMERIC_FEATURES
                 else "a categorical feature has no rank order",
-                "importance": drivers.nan_to_none(r["permutation_importance"]),
-                "importance_sd": drivers.nan_to_none(r["permutation_importance_sd"]),
             }
             for r in analysis.importance.to_dict("records")
+        ],
+        "groups": [
+            {
+                "group": group,
+                "features": rows["feature"].tolist(),
+                "importance": drivers.nan_to_none(rows["permutation_importance"].iloc[0]),
+                "importance_sd": drivers.nan_to_none(rows["permutation_importance_sd"].iloc[0]),
+            }
+            for group, rows in analysis.importance.groupby("group", sort=False)
         ],
         "model": analysis.model,
         "estimand": effects.ESTIMAND,

@@ -27,7 +27,10 @@ def run(spark: SparkSession, config: Config) -> list[generate.Check]:
     start, end = config.period.start, config.period.end
     if start is None or end is None:
         raise UserError("the generator needs a period of dates, not 'auto'")
-    raw = generate.purchases(spark, sizes, gen.seed, start, end, gen.programme_effect)
+    catalogue = generate.products(spark, sizes, gen.seed, start, end, gen.programme_effect)
+    # The purchases and the per-product truth both read the catalogue: make it once.
+    catalogue = catalogue.persist(StorageLevel.MEMORY_AND_DISK)
+    raw = generate.purchases_of(spark, catalogue, sizes, gen.seed, start, end)
     # Standardising, writing and calibrating all read the generated rows: make them once.
     # On disk only: kept in memory, a partition is unrolled on the heap first, which ran a
     # 2g driver out of memory at 100M rows even with partitions of 1M rows.
@@ -37,6 +40,10 @@ def run(spark: SparkSession, config: Config) -> list[generate.Check]:
         generate.write_export(exported, out, gen)
         written_s = time.time() - started
         checks = generate.calibration(rows, sizes, start, end)
+    generate.truth_products(catalogue).coalesce(1).write.mode("overwrite").parquet(
+        f"{out.rstrip('/')}/{generate.TRUTH_PRODUCTS}"
+    )
+    catalogue.unpersist()
     print(generate.calibration_table(checks))
     if is_local(out):
         report = local_path(out) / generate.CALIBRATION_FILE
