@@ -34,7 +34,7 @@ def table(outcomes_treated: list[int], outcomes_control: list[int]) -> pd.DataFr
 
 def test_unadjusted_glm_is_the_log_ratio_of_the_group_means() -> None:
     # Same exposure everywhere: each group's fitted mean is its mean, 5 against 2.
-    frame = table([4, 6], [1, 3])
+    frame = effects.design(table([4, 6], [1, 3]))
     estimate, low, high = effects.glm_effect(frame, effects.TREATMENT, False, alpha=0.5)
     assert estimate == pytest.approx(math.log(2.5), abs=1e-6)
     assert low < estimate < high

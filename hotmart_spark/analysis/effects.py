@@ -181,17 +181,56 @@ def nb_family(alpha: float) -> sm.families.Family:
         return sm.families.NegativeBinomial(alpha=alpha)
 
 
-def glm_effect(frame: pd.DataFrame, treatment: str, adjusted: bool, alpha: float) -> Interval:
-    """Log ratio of expected sales per day on sale, treated over not, from a negative
-    binomial GLM with a log link, the exposure as offset and errors clustered by producer;
-    with the controls or (adjusted False) without."""
-    rhs = f"{treatment} + {controls(frame)}" if adjusted else treatment
-    groups = pd.factorize(frame[GROUP])[0]
-    fit = smf.glm(
-        f"{OUTCOME} ~ {rhs}", data=frame, family=nb_family(alpha), offset=frame["log_exposure"]
-    ).fit(cov_type="cluster", cov_kwds={"groups": groups})
-    low, high = fit.conf_int(alpha=0.05).loc[treatment]
-    return float(fit.params[treatment]), float(low), float(high)
+@dataclass(frozen=True)
+class Prepared:
+    """What every GLM on one table of products shares (a placebo only changes the
+    treatment): building the controls' design matrix took longer than a fit."""
+
+    outcome: np.ndarray
+    offset: np.ndarray
+    groups: np.ndarray
+    controls: np.ndarray  # intercept first
+
+
+def prepare(frame: pd.DataFrame) -> Prepared:
+    return Prepared(
+        frame[OUTCOME].to_numpy(float),
+        frame["log_exposure"].to_numpy(float),
+        pd.factorize(frame[GROUP])[0],
+        patsy.dmatrix(controls(frame), frame, return_type="dataframe").to_numpy(),
+    )
+
+
+def glm_fit(
+    frame: pd.DataFrame,
+    treatment: str,
+    adjusted: bool,
+    alpha: float,
+    prepared: Prepared,
+    start: np.ndarray | None = None,
+) -> Any:
+    """The negative binomial GLM (log link, exposure as offset, errors clustered by
+    producer) of sales on the controls (or, adjusted False, an intercept) and the
+    treatment, which is the last coefficient."""
+    columns = prepared.controls if adjusted else prepared.controls[:, :1]
+    design_matrix = np.column_stack([columns, frame[treatment].to_numpy(float)])
+    return sm.GLM(
+        prepared.outcome, design_matrix, family=nb_family(alpha), offset=prepared.offset
+    ).fit(start_params=start, cov_type="cluster", cov_kwds={"groups": prepared.groups})
+
+
+def glm_effect(
+    frame: pd.DataFrame,
+    treatment: str,
+    adjusted: bool,
+    alpha: float,
+    prepared: Prepared | None = None,
+    start: np.ndarray | None = None,
+) -> Interval:
+    """Log ratio of expected sales per day on sale, treated over not (glm_fit)."""
+    fit = glm_fit(frame, treatment, adjusted, alpha, prepared or prepare(frame), start)
+    low, high = fit.conf_int(alpha=0.05)[-1]
+    return float(fit.params[-1]), float(low), float(high)
 
 
 @dataclass(frozen=True)
@@ -212,7 +251,9 @@ def folds_by_group(groups: pd.Series, folds: int, seed: int) -> np.ndarray:
     return rng.integers(0, folds, size=len(uniques))[codes]
 
 
-def cross_fit(frame: pd.DataFrame, treatment: str, alpha: float, seed: int) -> Weighting:
+def cross_fit(
+    frame: pd.DataFrame, treatment: str, alpha: float, seed: int, prepared: Prepared
+) -> Weighting:
     """Each fold's propensity and outcome means from models fitted on the other folds.
 
     The propensity is an L2-penalised logit (scikit-learn): a niche without a treated product
@@ -221,10 +262,9 @@ def cross_fit(frame: pd.DataFrame, treatment: str, alpha: float, seed: int) -> W
     so an arm with few products in a niche borrows the controls' coefficients from the other.
     """
     fold = folds_by_group(frame[GROUP], FOLDS, seed)
-    design_matrix = patsy.dmatrix(controls(frame), frame, return_type="dataframe").to_numpy()
+    design_matrix = prepared.controls
     t = frame[treatment].to_numpy(float)
-    y = frame[OUTCOME].to_numpy(float)
-    offset = frame["log_exposure"].to_numpy(float)
+    y, offset = prepared.outcome, prepared.offset
     # Without the intercept column; a formula of no controls leaves one constant column.
     scaled = StandardScaler().fit_transform(
         design_matrix[:, 1:] if design_matrix.shape[1] > 1 else design_matrix
@@ -426,13 +466,27 @@ def estimate_effect(products: pd.DataFrame, seed: int) -> Result:
     alpha, why = guarded(lambda: dispersion(frame))
     if alpha is None:
         return Result([], note=f"not estimable on these {len(frame)} products: {why}")
-    weighting, why = guarded(lambda: cross_fit(frame, TREATMENT, alpha, seed))
+    prepared = prepare(frame)
+    weighting, why = guarded(lambda: cross_fit(frame, TREATMENT, alpha, seed, prepared))
     if weighting is None:
         return Result([], note=f"not estimable on these {len(frame)} products: {why}")
     q_range = tuple(sorted(dilution(frame, weighting, x) for x in s_range))
 
     shuffles = [shuffled_within_strata(frame, seed + r) for r in range(PLACEBO_SHUFFLES)]
-    placebo_fits = [guarded(lambda p=p: glm_effect(p, TREATMENT, True, alpha))[0] for p in shuffles]
+    fitted, fit_failure = guarded(lambda: glm_fit(frame, TREATMENT, True, alpha, prepared))
+
+    def adjusted() -> Interval:
+        if fitted is None:
+            raise ValueError(fit_failure)
+        low, high = fitted.conf_int(alpha=0.05)[-1]
+        return float(fitted.params[-1]), float(low), float(high)
+
+    # Each placebo fit starts from the real one with no effect: a few iterations, not a dozen.
+    start = None if fitted is None else np.append(fitted.params[:-1], 0.0)
+    placebo_fits = [
+        guarded(lambda p=p: glm_effect(p, TREATMENT, True, alpha, prepared, start))[0]
+        for p in shuffles
+    ]
     placebo_estimates = np.array([f[0] for f in placebo_fits if f is not None])
     placebo_sd = float(placebo_estimates.std(ddof=1)) if len(placebo_estimates) > 2 else 0.0
 
@@ -450,7 +504,7 @@ def estimate_effect(products: pd.DataFrame, seed: int) -> Result:
         one(
             "negative binomial GLM with controls, producer-clustered errors",
             "headline",
-            lambda: glm_effect(frame, TREATMENT, True, alpha),
+            adjusted,
             fix=True,
         ),
         one(
@@ -463,13 +517,13 @@ def estimate_effect(products: pd.DataFrame, seed: int) -> Result:
         one(
             "unadjusted ratio (no controls, not corrected)",
             "naive",
-            lambda: glm_effect(frame, TREATMENT, False, alpha),
+            lambda: glm_effect(frame, TREATMENT, False, alpha, prepared),
             fix=False,
         ),
         one(
             "first sale through an affiliate, not corrected for dilution",
             "uncorrected",
-            lambda: glm_effect(frame, TREATMENT, True, alpha),
+            adjusted,
             fix=False,
         ),
     ]
@@ -487,7 +541,9 @@ def estimate_effect(products: pd.DataFrame, seed: int) -> Result:
                 control,
             )
         )
-    placebo_weighting, why = guarded(lambda: cross_fit(shuffles[0], TREATMENT, alpha, seed))
+    placebo_weighting, why = guarded(
+        lambda: cross_fit(shuffles[0], TREATMENT, alpha, seed, prepared)
+    )
     if placebo_weighting is not None:
         estimates.append(
             one(
