@@ -397,11 +397,15 @@ def shuffled_within_strata(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     """The treatment permuted within category x niche: any association with sales beyond
     what the strata carry is gone, so an estimator must give about 0."""
     rng = np.random.default_rng(seed)
-    shuffled = frame.copy()
-    for _, index in frame.groupby(["category", "niche"]).groups.items():
-        values = frame.loc[index, TREATMENT].to_numpy()
-        shuffled.loc[index, TREATMENT] = rng.permutation(values)
-    return shuffled
+    strata = frame.groupby(CATEGORICAL_CONTROLS).ngroup().to_numpy()
+    # Rows grouped by stratum twice: in their own order (the places) and in a random order
+    # (the values); each stratum's places get a permutation of its own values.
+    places = np.lexsort((np.arange(len(frame)), strata))
+    values = np.lexsort((rng.random(len(frame)), strata))
+    treatment = frame[TREATMENT].to_numpy()
+    shuffled = treatment.copy()
+    shuffled[places] = treatment[values]
+    return frame.assign(**{TREATMENT: shuffled})
 
 
 UNRELIABLE_FIT = (ConvergenceWarning, PerfectSeparationWarning, SingularMatrixWarning)

@@ -91,7 +91,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         log.warning("%s", model["note"])
     else:
         log.info(
-            "%s on log(units), %d products held out: R2 %.3f (category-niche median %.3f)",
+            "%s on log(units), %d products held out: R2 %.3f (category-niche mean %.3f)",
             model["name"],
             model["n_holdout"],
             model["holdout_r2"],
