@@ -244,6 +244,11 @@ def normal(seed: int, stream: str, *keys: Column) -> Column:
     return F.sqrt(-2.0 * F.log(1.0 - u1)) * F.cos(2.0 * math.pi * u2)
 
 
+def literal_map(values: dict[str, float]) -> Column:
+    """A map column of fixed name -> number pairs, to look a row's value up by its name."""
+    return F.create_map(*[F.lit(x) for pair in values.items() for x in pair])
+
+
 def pick(u: Column, shares: dict[str, float]) -> Column:
     """The name whose cumulative-share interval holds u."""
     total = sum(shares.values())
@@ -384,9 +389,9 @@ def products(
         + creation_day.cast("long") * 86400
         + F.floor(u("created_second") * 86400).cast("long")
     )
-    price_level = F.create_map(*[F.lit(x) for kv in CATEGORY_PRICE.items() for x in kv])
-    category_effect = F.create_map(*[F.lit(x) for kv in CATEGORY_EFFECT.items() for x in kv])
-    niche_effect = F.create_map(*[F.lit(x) for kv in niche_effects(seed).items() for x in kv])
+    price_level = literal_map(CATEGORY_PRICE)
+    category_effect = literal_map(CATEGORY_EFFECT)
+    niche_effect = literal_map(niche_effects(seed))
     offered_rate = F.element_at(
         F.array(*[F.lit(r) for r in COMMISSION_RATES]),
         (F.floor(u("rate") * len(COMMISSION_RATES)) + 1).cast("int"),

@@ -2,8 +2,8 @@
 on held-out products with permutation importance (the programme's effect: effects.py).
 
 The product table grows with the catalogue, not with purchases: the modelled products'
-features (for the rank correlations and the effect estimates) and the holdout's predictions
-are collected to pandas, the purchases never are.
+features (for the rank correlations) and the holdout's predictions are collected to pandas,
+the purchases never are.
 """
 
 from __future__ import annotations

@@ -20,11 +20,11 @@ Estimators, each on every product (none is dropped for selling little):
 - negative binomial quasi-likelihood (a log-link GLM with a fixed dispersion: consistent
   when the mean is right, whatever the distribution) with days on sale as the exposure and
   errors clustered by producer; the headline;
-- augmented inverse propensity weighting, cross-fitted over producer folds, with the
-  same outcome model per arm and a logit propensity;
-- the unadjusted ratio (no controls), to show what confounding does;
+- augmented inverse propensity weighting, cross-fitted over producer folds, with the same
+  GLM (the treatment on and off) as outcome model and a penalised logit propensity;
+- the unadjusted ratio (no controls, no correction), to show what confounding does;
 - both adjusted estimators again on a treatment shuffled within strata (a placebo that must
-  give about 0).
+  give about 0; the GLM over 20 shuffles, whose spread floors every interval).
 Overlap (propensity range, share trimmed), covariate balance before and after weighting
 and the E-value of the headline come with them.
 """
@@ -41,7 +41,6 @@ import numpy as np
 import pandas as pd
 import patsy
 import statsmodels.api as sm
-import statsmodels.formula.api as smf
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from statsmodels.tools.sm_exceptions import (
@@ -53,7 +52,7 @@ from statsmodels.tools.sm_exceptions import (
 )
 
 from hotmart_spark import warning_filters
-from hotmart_spark.analysis.drivers import nan_to_none
+from hotmart_spark.analysis.drivers import Z95, nan_to_none
 
 OUTCOME = "sales_after_first"
 EXPOSURE = "days_on_sale"
@@ -79,7 +78,6 @@ CATEGORICAL_CONTROLS = ["category", "niche"]
 # Levels with fewer products are pooled as "other": a fold's model must know every level it
 # predicts for, and a level of a handful of products says nothing.
 MIN_LEVEL_PRODUCTS = 20
-Z95 = 1.959963984540054
 # AIPW drops products whose propensity is this close to 0 or 1 (the estimate is then for the
 # products where both arms are seen; the share dropped is reported).
 PROPENSITY_TRIM = 0.01
@@ -108,7 +106,7 @@ BALANCE_SCHEMA = "covariate string, smd_raw double, smd_weighted double"
 @dataclass(frozen=True)
 class Estimate:
     method: str
-    role: str  # headline, check, naive, placebo
+    role: str  # headline, check, naive, uncorrected, placebo
     estimate: float
     ci_low: float
     ci_high: float
@@ -135,7 +133,7 @@ class Estimate:
 def design(products: pd.DataFrame, min_level: int = MIN_LEVEL_PRODUCTS) -> pd.DataFrame:
     """The estimators' table: controls on the scale the models use, rare levels pooled."""
     frame = products[COLUMNS].copy()
-    for level in ("category", "niche"):
+    for level in CATEGORICAL_CONTROLS:
         counts = frame[level].value_counts()
         rare = counts.index[counts < min_level]
         frame[level] = frame[level].where(~frame[level].isin(rare), "other")
@@ -156,22 +154,6 @@ def controls(frame: pd.DataFrame) -> str:
     terms = [f"C({c})" for c in CATEGORICAL_CONTROLS if frame[c].nunique() > 1]
     terms += [c for c in NUMERIC_CONTROLS if frame[c].nunique() > 1]
     return " + ".join(terms) or "1"
-
-
-def dispersion(frame: pd.DataFrame) -> float:
-    """The negative binomial alpha (Var = mu + alpha mu^2) by moments on a Poisson fit:
-    the mean of ((y - mu)^2 - y) / mu^2 (Cameron and Trivedi's auxiliary regression
-    without intercept), floored so the weights stay finite."""
-    fit = smf.glm(
-        f"{OUTCOME} ~ {TREATMENT} + {controls(frame)}",
-        data=frame,
-        family=sm.families.Poisson(),
-        offset=frame["log_exposure"],
-    ).fit()
-    mu = fit.fittedvalues.to_numpy()
-    y = frame[OUTCOME].to_numpy()
-    alpha = float(np.sum(((y - mu) ** 2 - y) * mu**2) / np.sum(mu**4))
-    return max(alpha, 1e-3)
 
 
 def nb_family(alpha: float) -> sm.families.Family:
@@ -199,6 +181,19 @@ def prepare(frame: pd.DataFrame) -> Prepared:
         pd.factorize(frame[GROUP])[0],
         patsy.dmatrix(controls(frame), frame, return_type="dataframe").to_numpy(),
     )
+
+
+def dispersion(frame: pd.DataFrame, prepared: Prepared) -> float:
+    """The negative binomial alpha (Var = mu + alpha mu^2) by moments on a Poisson fit of
+    sales on the controls and the treatment: the mean of ((y - mu)^2 - y) / mu^2 (Cameron and
+    Trivedi's auxiliary regression without intercept), floored so the weights stay finite."""
+    design_matrix = np.column_stack([prepared.controls, frame[TREATMENT].to_numpy(float)])
+    fit = sm.GLM(
+        prepared.outcome, design_matrix, family=sm.families.Poisson(), offset=prepared.offset
+    ).fit()
+    mu, y = fit.fittedvalues, prepared.outcome
+    alpha = float(np.sum(((y - mu) ** 2 - y) * mu**2) / np.sum(mu**4))
+    return max(alpha, 1e-3)
 
 
 def glm_fit(
@@ -467,10 +462,10 @@ def estimate_effect(products: pd.DataFrame, seed: int) -> Result:
     s_se = math.sqrt(s * (1 - s) / s_products)
     s_range = (max(s - Z95 * s_se, 1e-3), min(s + Z95 * s_se, 1.0))
 
-    alpha, why = guarded(lambda: dispersion(frame))
+    prepared = prepare(frame)
+    alpha, why = guarded(lambda: dispersion(frame, prepared))
     if alpha is None:
         return Result([], note=f"not estimable on these {len(frame)} products: {why}")
-    prepared = prepare(frame)
     weighting, why = guarded(lambda: cross_fit(frame, TREATMENT, alpha, seed, prepared))
     if weighting is None:
         return Result([], note=f"not estimable on these {len(frame)} products: {why}")

@@ -225,17 +225,12 @@ def programme_effect(d: dict[str, Any]) -> str:
         return f"The affiliate programme's effect could not be estimated ({why})."
     interval = f"95% interval {ratio_change(effect['ci_low'])} to {ratio_change(effect['ci_high'])}"
     low, high = effect["ci_low"], effect["ci_high"]
-    if low is not None and high is not None and low > 0:
+    if low is not None and high is not None and (low > 0 or high < 0):
+        comparison = "more per day on sale than" if low > 0 else "per day on sale against"
         return (
             f"Products with an affiliate programme sell {signed_pct(effect['units_change'])} "
-            f"more per day on sale than comparable products without one ({interval}): an "
-            "association adjusted for what the log shows, not a proven cause."
-        )
-    if low is not None and high is not None and high < 0:
-        return (
-            f"Products with an affiliate programme sell {signed_pct(effect['units_change'])} "
-            f"per day on sale against comparable products without one ({interval}): an "
-            "association adjusted for what the log shows, not a proven cause."
+            f"{comparison} comparable products without one ({interval}): an association "
+            "adjusted for what the log shows, not a proven cause."
         )
     return (
         "The data cannot tell whether an affiliate programme raises a product's sales: the "
@@ -301,30 +296,25 @@ def planted(run: dict[str, Any], drivers: dict[str, Any] | None) -> dict[str, An
     truth = run.get("planted")
     if truth is None:
         return None
-    rows = []
     effect = (drivers or {}).get("effect")
     planted_effect = truth["programme_effect"]["log_ratio"]
-    if effect is not None and effect["estimate"] is not None:
-        low, high = effect["ci_low"], effect["ci_high"]
-        inside = (low is None or low <= planted_effect) and (high is None or planted_effect <= high)
-        rows.append(
-            [
-                "affiliate programme effect on expected sales (log ratio)",
-                f"{planted_effect:+.3f}",
-                f"{effect['estimate']:+.3f} ({ratio_bound(low, '-inf')} to "
-                f"{ratio_bound(high, '+inf')})",
-                "yes" if inside else "no",
-            ]
-        )
+    if effect is None or effect["estimate"] is None:
+        recovered, inside = "not estimated", ""
     else:
-        rows.append(
-            [
-                "affiliate programme effect on expected sales (log ratio)",
-                f"{planted_effect:+.3f}",
-                "not estimated",
-                "",
-            ]
+        low, high = effect["ci_low"], effect["ci_high"]
+        recovered = (
+            f"{effect['estimate']:+.3f} ({ratio_bound(low, '-inf')} to {ratio_bound(high, '+inf')})"
         )
+        held = (low is None or low <= planted_effect) and (high is None or planted_effect <= high)
+        inside = "yes" if held else "no"
+    rows = [
+        [
+            "affiliate programme effect on expected sales (log ratio)",
+            f"{planted_effect:+.3f}",
+            recovered,
+            inside,
+        ]
+    ]
     missed = [r[0] for r in rows if r[3] == "no"]
     unchecked = [r[0] for r in rows if r[3] == ""]
     if missed:
