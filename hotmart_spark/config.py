@@ -43,6 +43,7 @@ MINIMUMS: dict[str, tuple[int, str]] = {
     "forecast.min_seasonal_days": (14, "two weekly cycles"),
     "generator.rows": (1, ""),
     "generator.files": (1, ""),
+    "generator.months_after": (0, ""),
 }
 
 
@@ -152,6 +153,7 @@ class GeneratorConfig:
     include_venda: bool
     files: int
     programme_effect: float
+    months_after: int
 
 
 @dataclass(frozen=True)

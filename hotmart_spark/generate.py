@@ -21,6 +21,8 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType
+from pyspark.sql.window import Window
+from scipy import special
 
 from hotmart_spark import schema as s
 from hotmart_spark.config import GeneratorConfig, separator_char
@@ -530,6 +532,290 @@ def _assign_categories(sizes: list[float]) -> list[str]:
     return result
 
 
+# Planted buyers (docs/data.md, "Planted truth"): the BG/NBD process of Fader, Hardie and Lee
+# (2005), in days. A buyer's repeat purchases come at a Poisson rate drawn from
+# Gamma(shape BUYER_RATE_SHAPE, rate BUYER_RATE_SCALE_DAYS); after each repeat purchase the
+# buyer drops out for good with a probability drawn from Beta(DROPOUT_A, DROPOUT_B).
+# BUYER_RATE_SCALE_DAYS is set so a one-year period gives the sample's 1.45 purchases per buyer.
+BUYER_RATE_SHAPE = 0.25
+BUYER_RATE_SCALE_DAYS = 80.0
+DROPOUT_A = 0.8
+DROPOUT_B = 2.5
+# Buyers are drawn with this much headroom (times 1/sqrt(rows)) over the expected number the
+# period's rows need; the first buyers, in index order, whose purchases make `rows` are kept.
+BUYER_HEADROOM = 8.0
+# Buyers are counted in blocks of this many indexes to find where the kept ones end.
+BUYER_BLOCK = 4096
+# After-period buyers take indexes from here, so their draws never collide with the period's.
+AFTER_BUYER_INDEX = 1 << 40
+# A buyer's repeat purchases up to the horizon are drawn as a Poisson count: the inverse CDF
+# walks at most mean + 6 sd + 6 steps (the chance of more is below 1e-9).
+POISSON_SDS = 6.0
+# Each written buyer's purchases after the period and whether it was still active at its end.
+TRUTH_BUYERS = "_truth_buyers"
+
+
+def expected_repeats(t: np.ndarray) -> np.ndarray:
+    """A new buyer's expected repeat purchases within t days of its first (BG/NBD, eq. 9 of
+    Fader, Hardie and Lee 2005)."""
+    t = np.asarray(t, dtype=np.float64)
+    r, alpha, a, b = BUYER_RATE_SHAPE, BUYER_RATE_SCALE_DAYS, DROPOUT_A, DROPOUT_B
+    z = t / (alpha + t)
+    hyp = special.hyp2f1(r, b, a + b - 1.0, z)
+    return (a + b - 1.0) / (a - 1.0) * (1.0 - (alpha / (alpha + t)) ** r * hyp)
+
+
+def arrivals_for(target: np.ndarray) -> np.ndarray:
+    """New buyers per day whose first purchases, with the repeat purchases all buyers are
+    expected to make, give `target` purchases per day.
+
+    With buyers arriving on the calendar profile itself, repeat purchases would pile up over
+    the period (no buyer is older than the period) and December would outsell March by half:
+    the arrivals make room for them instead, so purchases keep the profile.
+    """
+    days = len(target)
+    # Repeats on day k of a buyer who arrived at a uniform time during day 0 (midpoint rule).
+    edges = expected_repeats(np.arange(days, dtype=np.float64) + 0.5)
+    kernel = np.diff(np.concatenate([[0.0], edges]))
+    arrivals = np.zeros(days)
+    for day in range(days):
+        repeats = float(np.dot(arrivals[:day][::-1], kernel[1 : day + 1]))
+        arrivals[day] = max(target[day] - repeats, 0.0) / (1.0 + kernel[0])
+    return arrivals
+
+
+def horizon_end(end: dt.date, months_after: int) -> dt.date:
+    """The last day the buyers' process is simulated: months_after months past the period."""
+    return (pd.Timestamp(end) + pd.DateOffset(months=months_after)).date()
+
+
+@F.pandas_udf(DoubleType())
+def _purchase_rate(u: pd.Series) -> pd.Series:
+    """A buyer's repeat purchases per day: the Gamma(r, alpha) quantile at u."""
+    rate = special.gammaincinv(BUYER_RATE_SHAPE, u.to_numpy()) / BUYER_RATE_SCALE_DAYS
+    return pd.Series(np.maximum(rate, 1e-12))
+
+
+@F.pandas_udf(DoubleType())
+def _dropout(u: pd.Series) -> pd.Series:
+    """A buyer's chance to drop out after each repeat purchase: the Beta(a, b) quantile at u."""
+    p = special.betaincinv(DROPOUT_A, DROPOUT_B, u.to_numpy())
+    return pd.Series(np.clip(p, 1e-12, 1.0 - 1e-12))
+
+
+def _buyers_drawn(
+    spark: SparkSession,
+    seed: int,
+    first_index: int,
+    count: int,
+    arrivals: np.ndarray,
+    first_day: int,
+    horizon_days: int,
+    period_days: int,
+) -> DataFrame:
+    """`count` buyers arriving on days first_day.. with weights `arrivals`: per buyer its
+    purchase times (days from the period's start, first purchase first, up to the horizon),
+    its purchases inside the period and whether it is still active at the period's end."""
+    key = F.col("buyer_index")
+
+    def u(stream: str, *more: Column) -> Column:
+        return uniform(seed, stream, key, *more)
+
+    slots = inverse_cdf_table(spark, arrivals, DAY_SLOTS, "arrival_day")
+    arrival = first_day + F.col("arrival_day") + u("arrival_time")
+    drawn = (
+        spark.range(first_index, first_index + count)
+        .withColumnRenamed("id", "buyer_index")
+        .withColumn("slot", F.floor(u("arrival_day") * DAY_SLOTS).cast("long"))
+        .join(F.broadcast(slots), "slot")
+        .select(
+            "buyer_index",
+            arrival.alias("arrival"),
+            _purchase_rate(u("rate")).alias("rate"),
+            _dropout(u("dropout")).alias("dropout"),
+        )
+    )
+    # Repeat purchases the buyer makes before dropping out, if time allowed (at least one).
+    repeats_to_dropout = F.least(
+        1 + F.floor(F.log(1.0 - u("dropout_after")) / F.log1p(-F.col("dropout"))),
+        F.lit(1e9),
+    ).cast("long")
+    mean = F.least(F.col("rate") * (horizon_days - F.col("arrival")), F.lit(700.0))
+    steps = F.ceil(mean + POISSON_SDS * F.sqrt(mean) + POISSON_SDS).cast("int")
+    draw = u("repeats")
+
+    def next_count(acc: Column, k: Column) -> Column:
+        pmf = acc["pmf"] * mean / k
+        return F.when(
+            acc["cdf"] < draw,
+            F.struct(pmf.alias("pmf"), (acc["cdf"] + pmf).alias("cdf"), k.alias("count")),
+        ).otherwise(acc)
+
+    start = F.struct(F.exp(-mean).alias("pmf"), F.exp(-mean).alias("cdf"), F.lit(0).alias("count"))
+    # A Poisson process's times in a window, given their number, are sorted uniform draws.
+    in_window = F.aggregate(F.sequence(F.lit(1), steps), start, next_count, lambda a: a["count"])
+    times = F.array_sort(
+        F.transform(
+            F.sequence(F.lit(1), F.greatest(F.col("in_window"), F.lit(1))),
+            lambda j: F.col("arrival") + (horizon_days - F.col("arrival")) * u("repeat_time", j),
+        )
+    )
+    repeats = F.when(
+        F.col("in_window") > 0,
+        F.slice(times, 1, F.least(F.col("in_window"), F.col("repeats_to_dropout")).cast("int")),
+    ).otherwise(F.array().cast("array<double>"))
+    return (
+        drawn.withColumn("repeats_to_dropout", repeats_to_dropout)
+        .withColumn("in_window", in_window)
+        .select(
+            "buyer_index",
+            F.concat(F.array(F.col("arrival")), repeats).alias("purchases"),
+            "repeats_to_dropout",
+        )
+        .withColumn("in_period", F.size(F.filter("purchases", lambda t: t < period_days)))
+        # Active at the end: the purchase it drops out after is not inside the period.
+        .withColumn("active_at_end", F.col("in_period") - 1 < F.col("repeats_to_dropout"))
+        .drop("repeats_to_dropout")
+    )
+
+
+@dataclass
+class Buyers:
+    """The simulated buyers: the written ones (exactly `rows` purchases in the period) and the
+    ones arriving after it, each with its purchase times in days from the period's start."""
+
+    table: DataFrame
+    period_days: int
+    horizon_days: int
+    written: int
+    expected_per_buyer: float
+
+    def purchases(self, after: bool) -> DataFrame:
+        """(buyer_index, purchase, day, order): the purchases inside the period, or after it
+        (day counted from the period's end then), with a random order to pair them by."""
+        times = self.table.select(
+            "buyer_index", "written", F.posexplode("purchases").alias("purchase", "time")
+        )
+        if after:
+            chosen = times.where(F.col("time") >= self.period_days).withColumn(
+                "day", F.floor(F.col("time") - self.period_days).cast("int")
+            )
+        else:
+            chosen = times.where(F.col("written") & (F.col("time") < self.period_days)).withColumn(
+                "day", F.floor("time").cast("int")
+            )
+        return chosen.select("buyer_index", "purchase", "day")
+
+
+def buyers(
+    spark: SparkSession,
+    catalogue: DataFrame,
+    rows: int,
+    seed: int,
+    start: dt.date,
+    end: dt.date,
+    months_after: int,
+) -> Buyers:
+    """Buyers whose purchases inside the period are exactly `rows`, arriving so that the
+    purchases per day follow the products' (see arrivals_for); simulated months_after months
+    past the period. The table is kept: unpersist it when done."""
+    weights = day_weights(start, horizon_end(end, months_after))
+    period_days = (end - start).days + 1
+    horizon_days = len(weights)
+    # A product sells on day d at n / (1 - cdf_before) times that day's share of the period's
+    # weight: the purchases per day the products expect, and the buyers must bring.
+    rates = (
+        catalogue.groupBy("first_day")
+        .agg(F.sum(F.col("n") / (1.0 - F.col("cdf_before"))).alias("rate"))
+        .toPandas()
+    )
+    starting = np.zeros(period_days)
+    np.add.at(starting, rates["first_day"].to_numpy(), rates["rate"].to_numpy())
+    on_sale = np.concatenate(
+        [np.cumsum(starting), np.full(horizon_days - period_days, starting.sum())]
+    )
+    target = weights / weights[:period_days].sum() * on_sale
+    arrivals = arrivals_for(target)
+    expected_buyers = arrivals[:period_days].sum()
+    drawn_count = math.ceil(expected_buyers * (1 + BUYER_HEADROOM / math.sqrt(rows)) + 10)
+    while True:
+        drawn = _buyers_drawn(
+            spark, seed, 0, drawn_count, arrivals[:period_days], 0, horizon_days, period_days
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        block = F.floor(F.col("buyer_index") / BUYER_BLOCK).cast("long")
+        blocks = (
+            drawn.groupBy(block.alias("block"))
+            .agg(F.sum("in_period").alias("purchases"))
+            .toPandas()
+            .sort_values("block")
+        )
+        if blocks["purchases"].sum() >= rows:
+            break
+        # Unlikely (8 sd of headroom): draw more; the first buyers stay the same.
+        drawn.unpersist()
+        drawn_count *= 2
+    before = blocks["purchases"].cumsum() - blocks["purchases"]
+    last_block = int(np.searchsorted(blocks["purchases"].cumsum().to_numpy(), rows))
+    needed = rows - int(before.iloc[last_block])
+    last = (
+        drawn.where(block == int(blocks["block"].iloc[last_block]))
+        .select("buyer_index", "in_period")
+        .toPandas()
+        .sort_values("buyer_index")
+    )
+    cut_at = int(np.searchsorted(last["in_period"].cumsum().to_numpy(), needed))
+    cut_buyer = int(last["buyer_index"].iloc[cut_at])
+    cut_keeps = needed - int(last["in_period"].iloc[:cut_at].sum())
+    written = cut_buyer + 1
+    # The last buyer keeps as many purchases as the period still needs and stops there.
+    cut = F.col("buyer_index") == cut_buyer
+    kept = drawn.where(F.col("buyer_index") <= cut_buyer).select(
+        "buyer_index",
+        F.when(cut, F.slice("purchases", 1, cut_keeps))
+        .otherwise(F.col("purchases"))
+        .alias("purchases"),
+        F.when(cut, F.lit(False)).otherwise(F.col("active_at_end")).alias("active_at_end"),
+        F.lit(True).alias("written"),
+    )
+    after_count = round(written * arrivals[period_days:].sum() / expected_buyers)
+    newcomers = (
+        _buyers_drawn(
+            spark,
+            seed,
+            AFTER_BUYER_INDEX,
+            after_count,
+            arrivals[period_days:],
+            period_days,
+            horizon_days,
+            period_days,
+        ).select("buyer_index", "purchases", "active_at_end", F.lit(False).alias("written"))
+        if after_count > 0
+        else None
+    )
+    table = kept if newcomers is None else kept.unionByName(newcomers)
+    table = table.persist(StorageLevel.MEMORY_AND_DISK)
+    table.count()
+    drawn.unpersist()
+    return Buyers(table, period_days, horizon_days, written, rows / expected_buyers)
+
+
+def buyer_process_truth(world: Buyers) -> dict[str, Any]:
+    """The planted buyer process, for the truth file."""
+    return {
+        "model": "BG/NBD (Fader, Hardie and Lee 2005), time in days",
+        "r": BUYER_RATE_SHAPE,
+        "alpha": BUYER_RATE_SCALE_DAYS,
+        "a": DROPOUT_A,
+        "b": DROPOUT_B,
+        "arrivals": (
+            "new buyers arrive so that purchases per day follow the calendar profile and the "
+            "products on sale; no buyer is older than the period"
+        ),
+        "expected_purchases_per_buyer": world.expected_per_buyer,
+        "written_buyers": world.written,
+    }
+
+
 def purchases(
     spark: SparkSession,
     sizes: Sizes,
@@ -540,7 +826,104 @@ def purchases(
 ) -> DataFrame:
     """Clean synthetic purchases (no defects) with their value in raw_value, not yet standardised."""
     catalogue = products(spark, sizes, seed, start, end, programme_effect)
-    return purchases_of(spark, catalogue, sizes, seed, start, end)
+    world = buyers(spark, catalogue, sizes.rows, seed, start, end, months_after=0)
+    return purchases_of(spark, catalogue, sizes, seed, start, end, world)
+
+
+def _raw_value(seed: int, prefix: str, key: Column) -> Column:
+    """A purchase's value in the product's currency: mostly the product's price with noise, a
+    floor price on a large share, now and then a bulk purchase."""
+
+    def u(stream: str) -> Column:
+        return uniform(seed, prefix + stream, key)
+
+    return (
+        F.when(
+            u("bulk") < BULK_SHARE, BULK_PRICE[0] + (BULK_PRICE[1] - BULK_PRICE[0]) * u("bulk_size")
+        )
+        .when(u("floor") < FLOOR_PRICE_SHARE, FLOOR_PRICE * (1.0 + u("floor_size")))
+        .otherwise(
+            F.col("base_price") * F.exp(PURCHASE_SIGMA * normal(seed, prefix + "value", key))
+        )
+    )
+
+
+def _slots(
+    spark: SparkSession,
+    catalogue: DataFrame,
+    weights: np.ndarray,
+    seed: int,
+    prefix: str,
+    partitions: int,
+) -> DataFrame:
+    """One row per purchase of each product (its n), keyed by purchase_key, with a day drawn
+    from the calendar weights from the product's first day on."""
+    key = F.col("purchase_key")
+    # A product created inside the period sells only from its creation day on.
+    day_slot = F.floor(
+        (F.col("cdf_before") + uniform(seed, prefix + "day", key) * (1.0 - F.col("cdf_before")))
+        * DAY_SLOTS
+    ).cast("long")
+    day_slots = inverse_cdf_table(spark, weights, DAY_SLOTS, "day")
+    chunk_start = F.col("chunk") * CHUNK_ROWS
+    return (
+        catalogue.select(
+            "*",
+            F.explode(F.sequence(F.lit(0), ((F.col("n") - 1) / CHUNK_ROWS).cast("long"))).alias(
+                "chunk"
+            ),
+        )
+        .repartition(partitions, "product_index", "chunk")
+        .select(
+            "*",
+            F.explode(
+                F.sequence(chunk_start, F.least(chunk_start + CHUNK_ROWS, F.col("n")) - 1)
+            ).alias("nth"),
+        )
+        .withColumn("purchase_key", F.col("product_index") * PURCHASE_STRIDE + F.col("nth"))
+        .withColumn("day_slot", F.least(day_slot, F.lit(DAY_SLOTS - 1)))
+        .join(F.broadcast(day_slots.withColumnRenamed("slot", "day_slot")), "day_slot")
+        .drop("day_slot", "chunk", "nth")
+    )
+
+
+def _positioned(rows: DataFrame, order: list[Column], partitions: int) -> DataFrame:
+    """rows with `position`, their index when sorted by day and then `order`, found without
+    a global sort: per-day counts on the driver, a rank inside each day."""
+    counts = rows.groupBy("day").count().toPandas().sort_values("day")
+    starts = pd.DataFrame(
+        {
+            "day": counts["day"].astype("int32"),
+            "day_start": (counts["count"].cumsum() - counts["count"]).astype("int64"),
+        }
+    )
+    within_day = Window.partitionBy("day").orderBy(*order)
+    return (
+        rows.join(F.broadcast(rows.sparkSession.createDataFrame(starts)), "day")
+        .withColumn("position", F.col("day_start") + F.row_number().over(within_day) - 1)
+        .drop("day_start")
+        .repartition(partitions, "position")
+    )
+
+
+def _paired(
+    slots: DataFrame, purchases: DataFrame, seed: int, prefix: str, partitions: int
+) -> DataFrame:
+    """Each product slot given a buyer's purchase: both sides sorted by day (at random within
+    a day) and paired by rank. Both expect the same purchases per day, so a slot lands on its
+    own day or a neighbour; the buyer's day is kept, but never before the product's first."""
+    slots = _positioned(
+        slots, [uniform(seed, prefix + "pair", F.col("purchase_key")), "purchase_key"], partitions
+    )
+    buyer, nth = F.col("buyer_index"), F.col("purchase")
+    purchases = _positioned(
+        purchases, [uniform(seed, prefix + "pair", buyer, nth), buyer, nth], partitions
+    ).withColumnRenamed("day", "buyer_day")
+    return (
+        slots.join(purchases, "position")
+        .withColumn("day", F.greatest("buyer_day", "first_day"))
+        .drop("position", "buyer_day", "purchase")
+    )
 
 
 def purchases_of(
@@ -550,14 +933,15 @@ def purchases_of(
     seed: int,
     start: dt.date,
     end: dt.date,
+    world: Buyers,
 ) -> DataFrame:
-    """The purchases of a catalogue made by products(), as purchases() returns them."""
+    """The purchases of a catalogue made by products(), by the buyers of buyers(), as
+    purchases() returns them."""
     weights = day_weights(start, end)
     affiliate_sales = catalogue.agg(F.sum(F.col("n") * F.col("affiliate_share"))).first()[0]
     affiliate_pool = pool_for_distinct(
         max(1.0, sizes.affiliates - sizes.producers), max(1.0, affiliate_sales), skew=2.0
     )
-    buyer_pool = pool_for_distinct(sizes.buyers, sizes.rows, skew=1.0)
     origin_pool = pool_for_distinct(sizes.origins, sizes.rows, skew=3.0)
     origin_digits = max(4, math.ceil(math.log(max(origin_pool, 2), 16)))
 
@@ -574,24 +958,12 @@ def purchases_of(
     origin_index = skewed_index(u("origin"), origin_pool, 3.0)
     # An odd multiplier permutes codes modulo a power of 16, so distinct origins keep distinct codes.
     origin_code = F.pmod(origin_index * 40503 + 12345, F.lit(16**origin_digits))
-    value = (
-        F.when(
-            u("bulk") < BULK_SHARE, BULK_PRICE[0] + (BULK_PRICE[1] - BULK_PRICE[0]) * u("bulk_size")
-        )
-        .when(u("floor") < FLOOR_PRICE_SHARE, FLOOR_PRICE * (1.0 + u("floor_size")))
-        .otherwise(F.col("base_price") * F.exp(PURCHASE_SIGMA * normal(seed, "value", key)))
-    )
-    # A product created inside the period sells only from its creation day on.
-    day_slot = F.floor(
-        (F.col("cdf_before") + u("day") * (1.0 - F.col("cdf_before"))) * DAY_SLOTS
-    ).cast("long")
-    day_slots = inverse_cdf_table(spark, weights, DAY_SLOTS, "day_offset")
     hour_slots = inverse_cdf_table(spark, HOUR_FACTOR, HOUR_SLOTS, "hour")
     creation_second = F.col(s.PRODUCT_CREATION_DATE).cast("long")
     start_second = F.unix_timestamp(F.lit(f"{start} 00:00:00"))
     drawn_second = (
         start_second
-        + F.col("day_offset").cast("long") * 86400
+        + F.col("day").cast("long") * 86400
         + F.col("hour").cast("long") * 3600
         + F.floor(u("second") * 3600).cast("long")
     )
@@ -602,25 +974,10 @@ def purchases_of(
     ).otherwise(drawn_second)
 
     partitions = max(spark.sparkContext.defaultParallelism, -(-sizes.rows // ROWS_PER_PARTITION))
-    chunk_start = F.col("chunk") * CHUNK_ROWS
-    rows = (
-        catalogue.select(
-            "*",
-            F.explode(F.sequence(F.lit(0), ((F.col("n") - 1) / CHUNK_ROWS).cast("long"))).alias(
-                "chunk"
-            ),
-        )
-        .repartition(partitions, "product_index", "chunk")
-        .select(
-            "*",
-            F.explode(
-                F.sequence(chunk_start, F.least(chunk_start + CHUNK_ROWS, F.col("n")) - 1)
-            ).alias("nth"),
-        )
-        .withColumn("purchase_key", F.col("product_index") * PURCHASE_STRIDE + F.col("nth"))
-        .withColumn("day_slot", F.least(day_slot, F.lit(DAY_SLOTS - 1)))
+    slots = _slots(spark, catalogue, weights, seed, "", partitions)
+    return (
+        _paired(slots, world.purchases(after=False), seed, "", partitions)
         .withColumn("hour_slot", F.floor(u("hour") * HOUR_SLOTS).cast("long"))
-        .join(F.broadcast(day_slots.withColumnRenamed("slot", "day_slot")), "day_slot")
         .join(F.broadcast(hour_slots.withColumnRenamed("slot", "hour_slot")), "hour_slot")
         .select(
             (F.col("purchase_key") + 1).alias(s.PURCHASE_ID),
@@ -632,12 +989,12 @@ def purchases_of(
             .otherwise(F.col(s.PRODUCER_ID))
             .alias(s.AFFILIATE_ID),
             s.PRODUCER_ID,
-            (F.floor(u("buyer") * buyer_pool).cast("long") * 4 + BUYER_KIND).alias(s.BUYER_ID),
+            (F.col("buyer_index") * 4 + BUYER_KIND).alias(s.BUYER_ID),
             F.timestamp_seconds(purchase_second).alias(s.PURCHASE_DATE),
             s.PRODUCT_CREATION_DATE,
             s.PRODUCT_CATEGORY,
             s.PRODUCT_NICHE,
-            value.alias("raw_value"),
+            _raw_value(seed, "", key).alias("raw_value"),
             commission.alias(s.COMMISSION),
             pick(u("device"), DEVICE_SHARES).alias(s.PURCHASE_DEVICE),
             F.concat(
@@ -648,15 +1005,119 @@ def purchases_of(
             .alias(s.IS_SOCIAL),
         )
     )
-    return rows
 
 
-def standardised(rows: DataFrame) -> DataFrame:
+def purchases_after(
+    spark: SparkSession,
+    catalogue: DataFrame,
+    seed: int,
+    start: dt.date,
+    end: dt.date,
+    world: Buyers,
+) -> DataFrame:
+    """(buyer_index, month, raw_value): the simulated purchases after the period, never
+    written. Every product of the catalogue is on sale and keeps its rate of the period;
+    no product is added."""
+    after = world.purchases(after=True)
+    count = after.count()
+    horizon = day_weights(start, start + dt.timedelta(days=world.horizon_days - 1))
+    after_weights = horizon[world.period_days :]
+    if count == 0:
+        return after.select(
+            "buyer_index", F.lit("").alias("month"), F.lit(0.0).alias("raw_value")
+        ).limit(0)
+    rate = F.col("n") / (1.0 - F.col("cdf_before"))
+    total_rate = catalogue.agg(F.sum(rate)).first()[0]
+    shares = catalogue.withColumn(
+        "n",
+        F.floor(
+            rate * (count / total_rate) + uniform(seed, "after:rounding", F.col("product_index"))
+        ).cast("long"),
+    )
+    surplus = count - shares.agg(F.sum("n")).first()[0]
+    largest = shares.orderBy(F.desc("n"), "product_index").select("product_index").first()[0]
+    shares = (
+        shares.withColumn(
+            "n", F.col("n") + F.when(F.col("product_index") == largest, surplus).otherwise(0)
+        )
+        .where(F.col("n") > 0)
+        .withColumn("first_day", F.lit(0))
+        .withColumn("cdf_before", F.lit(0.0))
+    )
+    partitions = max(spark.sparkContext.defaultParallelism, -(-count // ROWS_PER_PARTITION))
+    slots = _slots(spark, shares, after_weights, seed, "after:", partitions)
+    month = F.date_format(F.date_add(F.lit(end + dt.timedelta(days=1)), F.col("day")), "yyyy-MM")
+    return _paired(slots, after, seed, "after:", partitions).select(
+        "buyer_index",
+        month.alias("month"),
+        _raw_value(seed, "after:", F.col("purchase_key")).alias("raw_value"),
+    )
+
+
+@dataclass(frozen=True)
+class Moments:
+    """The raw values' mean, population sd and minimum: what turns them into the export's
+    z-scores and the pipeline's relative units ((raw - minimum) / sd)."""
+
+    mean: float
+    std: float
+    minimum: float
+
+    @classmethod
+    def of(cls, rows: DataFrame) -> Moments:
+        got = rows.agg(F.mean("raw_value"), F.stddev_pop("raw_value"), F.min("raw_value")).first()
+        return cls(float(got[0]), float(got[1] or 1.0), float(got[2]))
+
+
+def standardised(rows: DataFrame, moments: Moments | None = None) -> DataFrame:
     """Rows with purchase_value = z-score of raw_value over all rows, as in the real export."""
-    moments = rows.agg(F.mean("raw_value"), F.stddev_pop("raw_value")).first()
-    mean, std = moments[0], moments[1] or 1.0
-    return rows.withColumn(s.PURCHASE_VALUE, (F.col("raw_value") - mean) / std).select(
-        *[name for name, _ in s.PURCHASE_FIELDS]
+    moments = moments or Moments.of(rows)
+    return rows.withColumn(
+        s.PURCHASE_VALUE, (F.col("raw_value") - moments.mean) / moments.std
+    ).select(*[name for name, _ in s.PURCHASE_FIELDS])
+
+
+def after_period_truth(after: DataFrame, moments: Moments, months_after: int) -> dict[str, Any]:
+    """The simulated months after the period: purchases and value in relative units, the
+    units the pipeline reports a generated log in."""
+    monthly = (
+        after.groupBy("month")
+        .agg(F.count(F.lit(1)).alias("purchases"), F.sum("raw_value").alias("raw"))
+        .toPandas()
+        .sort_values("month")
+    )
+    return {
+        "months_after": months_after,
+        "value_unit": "relative",
+        "months": [
+            {
+                "month": r.month,
+                "purchases": int(r.purchases),
+                "value": (float(r.raw) - r.purchases * moments.minimum) / moments.std,
+            }
+            for r in monthly.itertuples()
+        ],
+        "note": "every product of the period stays on sale at its rate; no product is added",
+    }
+
+
+def truth_buyers(world: Buyers, after: DataFrame, moments: Moments) -> DataFrame:
+    """Per written buyer: its purchases and their value (relative units) after the period,
+    and whether it was still active at the period's end."""
+    spent = after.groupBy("buyer_index").agg(
+        F.sum((F.col("raw_value") - moments.minimum) / moments.std).alias("value_after")
+    )
+    return (
+        world.table.where("written")
+        .join(spent, "buyer_index", "left")
+        .select(
+            (F.col("buyer_index") * 4 + BUYER_KIND).alias(s.BUYER_ID),
+            F.size(F.filter("purchases", lambda t: t >= world.period_days)).alias(
+                "purchases_after"
+            ),
+            F.coalesce("value_after", F.lit(0.0)).alias("value_after"),
+            "active_at_end",
+        )
     )
 
 
@@ -815,9 +1276,17 @@ def _within(metric: str, low: float, high: float, value: float) -> Check:
     return Check(metric, f"{low:,.4g} to {high:,.4g}", value, low <= value <= high)
 
 
-def calibration(rows: DataFrame, sizes: Sizes, start: dt.date, end: dt.date) -> list[Check]:
-    """Shape of the generated (defect-free, standardised) rows against the real sample's."""
+def calibration(
+    rows: DataFrame, sizes: Sizes, start: dt.date, end: dt.date, expected_per_buyer: float
+) -> list[Check]:
+    """Shape of the generated (defect-free, standardised) rows against the real sample's.
+
+    Purchases per buyer grow with the period's length (buyers have longer to come back): a
+    period of a year is held to the sample's figure, any other to the planted process's
+    expectation (Buyers.expected_per_buyer)."""
     scale = sizes.rows / REAL_ROWS
+    year = (end - start).days + 1 >= 365
+    per_buyer = REAL_ROWS / REAL_BUYERS if year else expected_per_buyer
     agg = rows.agg(
         F.count(F.lit(1)).alias("rows"),
         F.approx_count_distinct(s.PRODUCER_ID, 0.01).alias("producers"),
@@ -855,9 +1324,9 @@ def calibration(rows: DataFrame, sizes: Sizes, start: dt.date, end: dt.date) -> 
         _near("products", REAL_PRODUCTS * scale, n_products),
         _near("producers (approx)", REAL_PRODUCERS * scale, agg["producers"]),
         _near("affiliates (approx)", REAL_AFFILIATES * scale, agg["affiliates"]),
-        _near("buyers (approx)", REAL_BUYERS * scale, agg["buyers"]),
+        _near("buyers (approx)", sizes.rows / per_buyer, agg["buyers"]),
         _near("origins (approx)", REAL_ORIGINS * scale, agg["origins"]),
-        _near("purchases per buyer", REAL_ROWS / REAL_BUYERS, agg["rows"] / agg["buyers"]),
+        _near("purchases per buyer", per_buyer, agg["rows"] / agg["buyers"]),
         _near("Phisical book share", 0.83, agg["book"]),
         _near("Podcast share", 0.14, agg["podcast"]),
         _within("eReaders+Desktop+Smart TV share", 0.98, 1.0, agg["top_devices"]),

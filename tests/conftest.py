@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,9 @@ TEST_SETTINGS = {
 # succeeds, every run pays the archive's writing at exit (about 15 s) and then drops it.
 # The archive has a test of its own.
 os.environ["HOTMART_SPARK_CDS"] = "0"
+# Python workers (the generator's pandas UDFs) run the suite's own interpreter, as the jobs'
+# do theirs (cli.py).
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 # 5,000 rows have few products with 10 sales; 3 first sales leave enough to model.
 SMALL_CATALOGUE = ("drivers.early_sales=3", "drivers.min_products=20", "drivers.trees=10")

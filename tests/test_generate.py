@@ -21,6 +21,14 @@ def generated(spark: SparkSession, seed: int = 7, rows: int = ROWS) -> DataFrame
     return generate.standardised(generate.purchases(spark, sizes, seed, START, END))
 
 
+def expected_per_buyer(spark: SparkSession, seed: int = 7, rows: int = ROWS) -> float:
+    sizes = generate.Sizes.for_rows(rows)
+    catalogue = generate.products(spark, sizes, seed, START, END)
+    world = generate.buyers(spark, catalogue, rows, seed, START, END, months_after=0)
+    world.table.unpersist()
+    return world.expected_per_buyer
+
+
 @pytest.fixture(scope="module")
 def small(spark: SparkSession) -> DataFrame:
     return generated(spark).cache()
@@ -90,10 +98,10 @@ def test_each_product_has_one_producer_category_niche_and_creation(small: DataFr
     assert per_origin.where("n > 1").count() == 0
 
 
-def test_shape_targets_that_hold_at_a_small_size(small: DataFrame) -> None:
-    checks = {
-        c.metric: c for c in generate.calibration(small, generate.Sizes.for_rows(ROWS), START, END)
-    }
+def test_shape_targets_that_hold_at_a_small_size(spark: SparkSession, small: DataFrame) -> None:
+    sizes = generate.Sizes.for_rows(ROWS)
+    per_buyer = expected_per_buyer(spark)
+    checks = {c.metric: c for c in generate.calibration(small, sizes, START, END, per_buyer)}
     for metric in (
         "rows",
         "Phisical book share",

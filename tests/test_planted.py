@@ -35,7 +35,10 @@ class Seeded:
 def estimated(spark: SparkSession, seed: int) -> Seeded:
     sizes = generate.Sizes.for_rows(ROWS)
     catalogue = generate.products(spark, sizes, seed, START, END, PLANTED).cache()
-    rows = generate.standardised(generate.purchases_of(spark, catalogue, sizes, seed, START, END))
+    world = generate.buyers(spark, catalogue, sizes.rows, seed, START, END, months_after=0)
+    rows = generate.standardised(
+        generate.purchases_of(spark, catalogue, sizes, seed, START, END, world)
+    )
     z_min = rows.agg(F.min(s.PURCHASE_VALUE)).first()[0]
     valued = rows.withColumn("value", F.col(s.PURCHASE_VALUE) - z_min)
     frame = (
@@ -45,6 +48,7 @@ def estimated(spark: SparkSession, seed: int) -> Seeded:
         .orderBy(s.PRODUCT_ID)
         .toPandas()
     )
+    world.table.unpersist()
     catalogue.unpersist()
     result = effects.estimate_effect(frame, seed)
     assert not result.note, result.note

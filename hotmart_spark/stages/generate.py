@@ -28,21 +28,30 @@ def run(spark: SparkSession, config: Config) -> list[generate.Check]:
     if start is None or end is None:
         raise UserError("the generator needs a period of dates, not 'auto'")
     catalogue = generate.products(spark, sizes, gen.seed, start, end, gen.programme_effect)
-    # The purchases and the per-product truth both read the catalogue: make it once.
+    # The buyers, the purchases and the per-product truth all read the catalogue: make it once.
     catalogue = catalogue.persist(StorageLevel.MEMORY_AND_DISK)
-    raw = generate.purchases_of(spark, catalogue, sizes, gen.seed, start, end)
+    world = generate.buyers(spark, catalogue, gen.rows, gen.seed, start, end, gen.months_after)
+    raw = generate.purchases_of(spark, catalogue, sizes, gen.seed, start, end, world)
     # Standardising, writing and calibrating all read the generated rows: make them once.
     # On disk only: kept in memory, a partition is unrolled on the heap first, which ran a
     # 2g driver out of memory at 100M rows even with partitions of 1M rows.
     with persisted(raw, StorageLevel.DISK_ONLY) as raw:
-        rows = generate.standardised(raw)
+        moments = generate.Moments.of(raw)
+        rows = generate.standardised(raw, moments)
         exported = generate.with_defects(rows, gen.defects, gen.seed, end)
         generate.write_export(exported, out, gen)
         written_s = time.time() - started
-        checks = generate.calibration(rows, sizes, start, end)
+        checks = generate.calibration(rows, sizes, start, end, world.expected_per_buyer)
+    after = generate.purchases_after(spark, catalogue, gen.seed, start, end, world)
+    with persisted(after, StorageLevel.MEMORY_AND_DISK) as after:
+        after_truth = generate.after_period_truth(after, moments, gen.months_after)
+        generate.truth_buyers(world, after, moments).coalesce(gen.files).write.mode(
+            "overwrite"
+        ).parquet(f"{out.rstrip('/')}/{generate.TRUTH_BUYERS}")
     generate.truth_products(catalogue).coalesce(1).write.mode("overwrite").parquet(
         f"{out.rstrip('/')}/{generate.TRUTH_PRODUCTS}"
     )
+    world.table.unpersist()
     catalogue.unpersist()
     print(generate.calibration_table(checks))
     if is_local(out):
@@ -51,6 +60,8 @@ def run(spark: SparkSession, config: Config) -> list[generate.Check]:
             json.dumps([c.__dict__ for c in checks], indent=2) + "\n", encoding="utf-8"
         )
         truth = generate.planted_truth(gen.seed, gen.programme_effect)
+        truth["buyers"] = generate.buyer_process_truth(world)
+        truth["after_period"] = after_truth
         (local_path(out) / generate.TRUTH_FILE).write_text(
             json.dumps(truth, indent=2) + "\n", encoding="utf-8"
         )
