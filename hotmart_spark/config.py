@@ -47,6 +47,10 @@ MINIMUMS: dict[str, tuple[int, str]] = {
 }
 
 
+# The unit of value = z - min(z), when no mean and std convert z to a currency.
+RELATIVE_UNIT = "relative value units"
+
+
 @dataclass(frozen=True)
 class PathsConfig:
     input: str
@@ -92,7 +96,7 @@ class ValueConfig:
     @property
     def unit(self) -> str:
         """The unit values are stated in: the currency once mean and std are configured."""
-        return self.currency if self.std > 0 else "relative value units"
+        return self.currency if self.std > 0 else RELATIVE_UNIT
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ REAL_PRODUCERS = 8_020
 REAL_AFFILIATES = 22_947
 REAL_BUYERS = 1_100_649
 REAL_ORIGINS = 9_600
+# The sample covers January to June 2016.
+REAL_DAYS = 182
 
 # Purchase shares by category (Phisical book is the export's own spelling).
 CATEGORY_SHARES: dict[str, float] = {
@@ -536,9 +538,9 @@ def _assign_categories(sizes: list[float]) -> list[str]:
 # (2005), in days. A buyer's repeat purchases come at a Poisson rate drawn from
 # Gamma(shape BUYER_RATE_SHAPE, rate BUYER_RATE_SCALE_DAYS); after each repeat purchase the
 # buyer drops out for good with a probability drawn from Beta(DROPOUT_A, DROPOUT_B).
-# BUYER_RATE_SCALE_DAYS is set so a one-year period gives the sample's 1.45 purchases per buyer.
+# BUYER_RATE_SCALE_DAYS is set so the sample's half year gives its 1.45 purchases per buyer.
 BUYER_RATE_SHAPE = 0.25
-BUYER_RATE_SCALE_DAYS = 80.0
+BUYER_RATE_SCALE_DAYS = 40.0
 DROPOUT_A = 0.8
 DROPOUT_B = 2.5
 # Buyers are drawn with this much headroom (times 1/sqrt(rows)) over the expected number the
@@ -689,6 +691,9 @@ class Buyers:
     horizon_days: int
     written: int
     expected_per_buyer: float
+    # Purchases per day and new buyers per day the process expects, over the horizon.
+    expected_daily: np.ndarray
+    arrivals_daily: np.ndarray
 
     def purchases(self, after: bool) -> DataFrame:
         """(buyer_index, purchase, day, order): the purchases inside the period, or after it
@@ -796,7 +801,9 @@ def buyers(
     table = table.persist(StorageLevel.MEMORY_AND_DISK)
     table.count()
     drawn.unpersist()
-    return Buyers(table, period_days, horizon_days, written, rows / expected_buyers)
+    return Buyers(
+        table, period_days, horizon_days, written, rows / expected_buyers, target, arrivals
+    )
 
 
 def buyer_process_truth(world: Buyers) -> dict[str, Any]:
@@ -1282,11 +1289,11 @@ def calibration(
     """Shape of the generated (defect-free, standardised) rows against the real sample's.
 
     Purchases per buyer grow with the period's length (buyers have longer to come back): a
-    period of a year is held to the sample's figure, any other to the planted process's
-    expectation (Buyers.expected_per_buyer)."""
+    period as long as the sample's is held to the sample's figure, any other to the planted
+    process's expectation (Buyers.expected_per_buyer)."""
     scale = sizes.rows / REAL_ROWS
-    year = (end - start).days + 1 >= 365
-    per_buyer = REAL_ROWS / REAL_BUYERS if year else expected_per_buyer
+    sample_long = abs((end - start).days + 1 - REAL_DAYS) <= 3
+    per_buyer = REAL_ROWS / REAL_BUYERS if sample_long else expected_per_buyer
     agg = rows.agg(
         F.count(F.lit(1)).alias("rows"),
         F.approx_count_distinct(s.PRODUCER_ID, 0.01).alias("producers"),

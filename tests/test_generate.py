@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
@@ -235,3 +237,83 @@ def test_parquet_export_reads_back_as_generated(
     assert_df_equality(
         back.drop(s.SOURCE_FILE, s.RAW_LINE), small, ignore_row_order=True, ignore_nullable=True
     )
+
+
+def test_expected_repeats_worked_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Early on, repeats come at the mean rate r / alpha = 0.25 / 40 a day.
+    assert generate.expected_repeats(np.array([0.01]))[0] == pytest.approx(0.01 * 0.25 / 40, 1e-3)
+    # In the long run a buyer makes its repeats until it drops out: 1 / p of them, whose mean
+    # over Beta(2, 3) is (a + b - 1) / (a - 1) = 4. (r = 2 makes the limit near at 10^6 days.)
+    monkeypatch.setattr(generate, "BUYER_RATE_SHAPE", 2.0)
+    monkeypatch.setattr(generate, "DROPOUT_A", 2.0)
+    monkeypatch.setattr(generate, "DROPOUT_B", 3.0)
+    assert generate.expected_repeats(np.array([1e6]))[0] == pytest.approx(4.0, 1e-3)
+
+
+def test_arrivals_leave_room_for_repeats() -> None:
+    target = np.full(120, 100.0)
+    arrivals = generate.arrivals_for(target)
+    # Day 0 has no earlier buyer: its 100 purchases are new buyers and their same-day repeats.
+    first_day_repeats = generate.expected_repeats(np.array([0.5]))[0]
+    assert arrivals[0] == pytest.approx(100.0 / (1 + first_day_repeats))
+    # Later days: new buyers' purchases plus every earlier buyer's expected repeats make 100.
+    kernel = np.diff(np.concatenate([[0.0], generate.expected_repeats(np.arange(120) + 0.5)]))
+    made = arrivals + np.convolve(arrivals, kernel)[:120]
+    assert made == pytest.approx(target, rel=1e-9)
+    assert arrivals[-1] < 0.8 * arrivals[0]
+
+
+@pytest.fixture(scope="module")
+def world(spark: SparkSession) -> Iterator[tuple[generate.Buyers, DataFrame, DataFrame]]:
+    sizes = generate.Sizes.for_rows(ROWS)
+    catalogue = generate.products(spark, sizes, 7, START, END).cache()
+    buyers = generate.buyers(spark, catalogue, ROWS, 7, START, END, months_after=2)
+    rows = generate.purchases_of(spark, catalogue, sizes, 7, START, END, buyers).cache()
+    after = generate.purchases_after(spark, catalogue, 7, START, END, buyers).cache()
+    yield buyers, rows, after
+    for kept in (rows, after, buyers.table, catalogue):
+        kept.unpersist()
+
+
+def test_buyers_follow_the_planted_process(
+    world: tuple[generate.Buyers, DataFrame, DataFrame],
+) -> None:
+    buyers, rows, _ = world
+    assert rows.count() == ROWS
+    assert rows.select(s.BUYER_ID).distinct().count() == buyers.written
+    # 20,000 purchases of about 16,000 buyers: the mean's sd is about 0.6%.
+    assert ROWS / buyers.written == pytest.approx(buyers.expected_per_buyer, rel=0.03)
+    # No repeat by the period's end has chance E[(alpha / (alpha + T))^r] over arrival times
+    # (the Gamma rate's Laplace transform): it checks the rate draws alone.
+    days = buyers.period_days
+    remaining = days - np.arange(days) - 0.5
+    arrived = buyers.arrivals_daily[:days]
+    r, alpha = generate.BUYER_RATE_SHAPE, generate.BUYER_RATE_SCALE_DAYS
+    expected = float(np.sum(arrived * (alpha / (alpha + remaining)) ** r) / arrived.sum())
+    once = rows.groupBy(s.BUYER_ID).count().where("count = 1").count() / buyers.written
+    assert once == pytest.approx(expected, abs=0.015)
+
+
+def test_the_months_after_the_period_are_simulated_not_written(
+    world: tuple[generate.Buyers, DataFrame, DataFrame],
+) -> None:
+    buyers, rows, after = world
+    moments = generate.Moments.of(rows)
+    truth = generate.after_period_truth(after, moments, 2)
+    assert [m["month"] for m in truth["months"]] == ["2016-07", "2016-08"]
+    # Each month near what the process expects (about 3,500 purchases: sd near 2%).
+    expected = buyers.expected_daily[buyers.period_days :]
+    for m, days in zip(truth["months"], (expected[:31], expected[31:]), strict=True):
+        assert m["purchases"] == pytest.approx(days.sum(), rel=0.08)
+    # Relative units: (raw - the period's minimum) / its sd, summed.
+    raw = after.where("month = '2016-07'").agg(F.sum("raw_value")).first()[0]
+    july = truth["months"][0]
+    assert july["value"] == pytest.approx((raw - july["purchases"] * moments.minimum) / moments.std)
+    per_buyer = generate.truth_buyers(buyers, after, moments)
+    assert per_buyer.count() == buyers.written
+    written_after = after.where(F.col("buyer_index") < generate.AFTER_BUYER_INDEX).count()
+    assert per_buyer.agg(F.sum("purchases_after")).first()[0] == written_after
+    # Buyers arriving after the period buy only then, and none of them is in the log.
+    newcomers = after.where(F.col("buyer_index") >= generate.AFTER_BUYER_INDEX).count()
+    assert newcomers > 0
+    assert rows.agg(F.max(s.BUYER_ID)).first()[0] < generate.AFTER_BUYER_INDEX * 4

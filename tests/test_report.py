@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
+from hotmart_spark.config import RELATIVE_UNIT
 from hotmart_spark.report import charts, story
 from hotmart_spark.report.page import MARTS, QUESTIONS
 from hotmart_spark.transforms.ranking import top_count
@@ -274,7 +275,7 @@ def test_the_effect_sentence_follows_its_interval() -> None:
 def test_planted_against_recovered_only_for_a_generated_input() -> None:
     drivers = effect_numbers(0.14, -0.19, 0.5)
     truth = {"programme_effect": {"log_ratio": 0.25}}
-    section = story.planted({"planted": truth}, drivers)
+    section = story.planted({"planted": truth, "value_unit": RELATIVE_UNIT}, drivers)
     assert section["rows"] == [
         [
             "affiliate programme effect on expected sales (log ratio)",
@@ -284,9 +285,45 @@ def test_planted_against_recovered_only_for_a_generated_input() -> None:
         ]
     ]
     assert "Every recovered interval holds its planted value." in section["answer"]
-    missed = story.planted({"planted": truth}, effect_numbers(0.6, 0.4, 0.8))
+    missed = story.planted(
+        {"planted": truth, "value_unit": RELATIVE_UNIT}, effect_numbers(0.6, 0.4, 0.8)
+    )
     assert missed["rows"][0][3] == "no" and "Missed:" in missed["answer"]
-    assert story.planted({}, drivers) is None
+    assert story.planted({"value_unit": RELATIVE_UNIT}, drivers) is None
+
+
+def test_planted_months_set_against_the_forecast() -> None:
+    drivers = effect_numbers(0.14, -0.19, 0.5)
+    after = {"months": [{"month": "2016-07", "value": 120.0}, {"month": "2016-08", "value": 90.0}]}
+    truth = {"programme_effect": {"log_ratio": 0.25}, "after_period": after}
+    # July's 120 lies in 95-130; August's 90 is below 95-135; September was not simulated.
+    forecast = {
+        "months": [
+            {"month": "2016-07", "value": 110.0, "lo95": 95.0, "hi95": 130.0},
+            {"month": "2016-08", "value": 112.0, "lo95": 95.0, "hi95": 135.0},
+            {"month": "2016-09", "value": 115.0, "lo95": 94.0, "hi95": 140.0},
+        ]
+    }
+    run = {"planted": truth, "value_unit": RELATIVE_UNIT}
+    section = story.planted(run, drivers, forecast)
+    assert section["rows"][1:] == [
+        [
+            "value in July 2016 (forecast; simulated past the period)",
+            "120",
+            "110 (95 to 130)",
+            "yes",
+        ],
+        [
+            "value in August 2016 (forecast; simulated past the period)",
+            "90",
+            "112 (95 to 135)",
+            "no",
+        ],
+    ]
+    assert "Missed: value in August 2016" in section["answer"]
+    # Converted to a currency, the run's values are no longer in the simulated months' unit.
+    in_currency = story.planted({"planted": truth, "value_unit": "BRL"}, drivers, forecast)
+    assert len(in_currency["rows"]) == 1
 
 
 def test_the_pareto_curve_is_drawn_in_order_whatever_the_marts_row_order() -> None:

@@ -89,8 +89,14 @@ def pareto(curve: pd.DataFrame, top_shares: dict[float, float]) -> bytes:
         return png(fig)
 
 
-def monthly_forecast(monthly: pd.DataFrame, backtest: pd.DataFrame, unit: str) -> bytes:
-    """Monthly value with the forecast fan (80 and 95%), and each model's backtest error."""
+def monthly_forecast(
+    monthly: pd.DataFrame,
+    backtest: pd.DataFrame,
+    unit: str,
+    simulated: dict[str, float] | None = None,
+) -> bytes:
+    """Monthly value with the forecast fan (80 and 95%), and each model's backtest error
+    (with the months the generator simulated past the period, for a generated input)."""
     with figure(11, 4.4, ncols=2) as fig:
         ax, errors = fig.axes
         actual = monthly[monthly["kind"] == "actual"]
@@ -122,6 +128,21 @@ def monthly_forecast(monthly: pd.DataFrame, backtest: pd.DataFrame, unit: str) -
             lw=2,
             label="forecast",
         )
+        if simulated:
+            shown = [
+                (x, simulated[m])
+                for x, m in zip(x_ahead, ahead["month"], strict=True)
+                if m in simulated
+            ]
+            ax.plot(
+                [x for x, _ in shown],
+                [v for _, v in shown],
+                "D",
+                color=MAIN,
+                mfc="white",
+                mew=2,
+                label="simulated (planted)",
+            )
         ax.set_xticks(np.concatenate([x_actual, x_ahead]))
         ax.set_xticklabels(list(actual["month"]) + list(ahead["month"]), rotation=45, ha="right")
         ax.set(ylabel=f"value ({unit})", title="Monthly value and the next three months")

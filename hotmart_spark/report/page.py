@@ -106,6 +106,7 @@ def build_charts(
                 marts["forecast_monthly"].sort_values("month"),
                 marts["forecast_backtest"][marts["forecast_backtest"]["horizon"] == "all"],
                 unit,
+                story.simulated_months(insights["run"]),
             ),
         },
     }
@@ -345,7 +346,11 @@ def build_report(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> Re
         "forecast": ["monthly_forecast"],
     }
     pngs = build_charts(insights, marts, done)
-    truth = story.planted(insights["run"], insights["drivers"] if "drivers" in done else None)
+    truth = story.planted(
+        insights["run"],
+        insights["drivers"] if "drivers" in done else None,
+        insights["forecast"] if "forecast" in done else None,
+    )
     tables = _tables(insights, marts, done)
     run = insights["run"]
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)

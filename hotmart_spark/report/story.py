@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from hotmart_spark.config import RELATIVE_UNIT
 from hotmart_spark.transforms.ranking import top_count
 
 WEEKDAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -290,9 +291,11 @@ def programme_details(d: dict[str, Any]) -> list[str]:
     return lines
 
 
-def planted(run: dict[str, Any], drivers: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Planted against recovered, for a generated input: what the generator put in and what
-    the pipeline found, each recovered figure with its interval."""
+def planted(
+    run: dict[str, Any], drivers: dict[str, Any] | None, forecast: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """Planted against recovered, for a generated input: what the generator put in (or
+    simulated past the period) and what the pipeline found, each with its interval."""
     truth = run.get("planted")
     if truth is None:
         return None
@@ -315,6 +318,7 @@ def planted(run: dict[str, Any], drivers: dict[str, Any] | None) -> dict[str, An
             inside,
         ]
     ]
+    rows += forecast_against_simulated(simulated_months(run), forecast)
     missed = [r[0] for r in rows if r[3] == "no"]
     unchecked = [r[0] for r in rows if r[3] == ""]
     if missed:
@@ -328,6 +332,39 @@ def planted(run: dict[str, Any], drivers: dict[str, Any] | None) -> dict[str, An
         f"pipeline recovered. {verdict}"
     )
     return {"answer": answer, "rows": rows}
+
+
+def simulated_months(run: dict[str, Any]) -> dict[str, float] | None:
+    """Value by month of the months the generator simulated past the period, or None for data
+    it did not make. Only in relative units: the unit a generated log's values are reported
+    in unless the run converts them to a currency."""
+    after = (run.get("planted") or {}).get("after_period")
+    if after is None or run["value_unit"] != RELATIVE_UNIT:
+        return None
+    return {m["month"]: m["value"] for m in after["months"]}
+
+
+def forecast_against_simulated(
+    simulated: dict[str, float] | None, forecast: dict[str, Any] | None
+) -> list[list[str]]:
+    """One row per forecast month the generator simulated: its value against the forecast
+    and the forecast's 95% interval."""
+    if simulated is None or forecast is None:
+        return []
+    rows = []
+    for m in forecast["months"]:
+        if m["month"] not in simulated:
+            continue
+        value = simulated[m["month"]]
+        rows.append(
+            [
+                f"value in {month_name(m['month'])} (forecast; simulated past the period)",
+                amount(value),
+                f"{amount(m['value'])} ({amount(m['lo95'])} to {amount(m['hi95'])})",
+                "yes" if m["lo95"] <= value <= m["hi95"] else "no",
+            ]
+        )
+    return rows
 
 
 def forecast(f: dict[str, Any], backtest: pd.DataFrame) -> dict[str, Any]:
@@ -397,7 +434,7 @@ def quality(run: dict[str, Any]) -> list[str]:
         )
     if run["z_min"] is None:
         lines.append("No row is clean, so there is no value to state.")
-    elif run["value_unit"] == "relative value units":
+    elif run["value_unit"] == RELATIVE_UNIT:
         lines.append(
             f"Values are in {run['value_unit']}: the z-scored purchase value minus its minimum "
             f"over the clean rows (z_min = {run['z_min']:.4f})"
@@ -414,7 +451,7 @@ def caveats(run: dict[str, Any], answered: set[str]) -> list[str]:
             "The input was made by the project's generator: the numbers describe synthetic "
             "data shaped like the 2016 sample, not the real marketplace."
         )
-    if run["value_unit"] == "relative value units" and answered:
+    if run["value_unit"] == RELATIVE_UNIT and answered:
         notes.append(
             "Relative value units preserve ratios and shares between purchases but not money: "
             "set value.mean and value.std to report in currency."

@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from hotmart_spark import schema as s
-from hotmart_spark.config import ValueConfig
+from hotmart_spark.config import RELATIVE_UNIT, ValueConfig
 from hotmart_spark.errors import NotEnoughData
 
 
@@ -25,7 +25,7 @@ def value_scale(mean: float, std: float, currency: str, z_min: float) -> ValueSc
     """Currency when mean and std are known (std > 0); otherwise z - z_min, relative units."""
     if std > 0:
         return ValueScale(offset=mean, scale=std, unit=currency)
-    return ValueScale(offset=-z_min, scale=1.0, unit="relative value units")
+    return ValueScale(offset=-z_min, scale=1.0, unit=RELATIVE_UNIT)
 
 
 def with_value(purchases: DataFrame, scale: ValueScale, platform_fee_rate: float) -> DataFrame:
