@@ -625,8 +625,9 @@ def _buyers_drawn(
 
     slots = inverse_cdf_table(spark, arrivals, DAY_SLOTS, "arrival_day")
     arrival = first_day + F.col("arrival_day") + u("arrival_time")
+    partitions = max(spark.sparkContext.defaultParallelism, -(-count // ROWS_PER_PARTITION))
     drawn = (
-        spark.range(first_index, first_index + count)
+        spark.range(first_index, first_index + count, numPartitions=partitions)
         .withColumnRenamed("id", "buyer_index")
         .withColumn("slot", F.floor(u("arrival_day") * DAY_SLOTS).cast("long"))
         .join(F.broadcast(slots), "slot")
@@ -744,9 +745,10 @@ def buyers(
     expected_buyers = arrivals[:period_days].sum()
     drawn_count = math.ceil(expected_buyers * (1 + BUYER_HEADROOM / math.sqrt(rows)) + 10)
     while True:
+        # At the session's cache level: disk only on runs too large for memory.
         drawn = _buyers_drawn(
             spark, seed, 0, drawn_count, arrivals[:period_days], 0, horizon_days, period_days
-        ).persist(StorageLevel.MEMORY_AND_DISK)
+        ).cache()
         block = F.floor(F.col("buyer_index") / BUYER_BLOCK).cast("long")
         blocks = (
             drawn.groupBy(block.alias("block"))
@@ -798,7 +800,7 @@ def buyers(
         else None
     )
     table = kept if newcomers is None else kept.unionByName(newcomers)
-    table = table.persist(StorageLevel.MEMORY_AND_DISK)
+    table = table.cache()
     table.count()
     drawn.unpersist()
     return Buyers(

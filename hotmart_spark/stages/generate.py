@@ -43,7 +43,7 @@ def run(spark: SparkSession, config: Config) -> list[generate.Check]:
         written_s = time.time() - started
         checks = generate.calibration(rows, sizes, start, end, world.expected_per_buyer)
     after = generate.purchases_after(spark, catalogue, gen.seed, start, end, world)
-    with persisted(after, StorageLevel.MEMORY_AND_DISK) as after:
+    with persisted(after) as after:
         after_truth = generate.after_period_truth(after, moments, gen.months_after)
         generate.truth_buyers(world, after, moments).coalesce(gen.files).write.mode(
             "overwrite"
