@@ -164,6 +164,9 @@ PURCHASE_STRIDE = 1 << 22
 # calibration, and one kept partition must fit in a small driver (2g at 100M rows).
 CHUNK_ROWS = 100_000
 ROWS_PER_PARTITION = 1_000_000
+# Up to this many products (about 30 MB of catalogue) join the purchases by broadcast; a
+# larger catalogue is shuffled to them (and its best sellers split by adaptive skew joins).
+BROADCAST_PRODUCTS = 200_000
 # Ids of producers, affiliates and buyers share one space: id = index * 4 + kind.
 PRODUCER_KIND, AFFILIATE_KIND, BUYER_KIND = 1, 2, 3
 DEFECT_KINDS: tuple[str, ...] = (
@@ -656,7 +659,10 @@ def _buyers_drawn(
 
     start = F.struct(F.exp(-mean).alias("pmf"), F.exp(-mean).alias("cdf"), F.lit(0).alias("count"))
     # A Poisson process's times in a window, given their number, are sorted uniform draws.
-    in_window = F.aggregate(F.sequence(F.lit(1), steps), start, next_count, lambda a: a["count"])
+    # Most buyers (about two in three) have none: only the others walk the CDF.
+    in_window = F.when(draw < F.exp(-mean), F.lit(0)).otherwise(
+        F.aggregate(F.sequence(F.lit(1), steps), start, next_count, lambda a: a["count"])
+    )
     times = F.array_sort(
         F.transform(
             F.sequence(F.lit(1), F.greatest(F.col("in_window"), F.lit(1))),
@@ -858,33 +864,36 @@ def _raw_value(seed: int, prefix: str, key: Column) -> Column:
 
 
 def _slots(
-    spark: SparkSession,
     catalogue: DataFrame,
     weights: np.ndarray,
     seed: int,
     prefix: str,
-    partitions: int,
 ) -> DataFrame:
-    """One row per purchase of each product (its n), keyed by purchase_key, with a day drawn
-    from the calendar weights from the product's first day on."""
+    """(product_index, first_day, purchase_key, day): one row per purchase of each product (its
+    n), with a day drawn from the calendar weights from the product's first day on. Only the
+    keys travel through the pairing's shuffles; the product's columns join back after."""
     key = F.col("purchase_key")
     # A product created inside the period sells only from its creation day on.
     day_slot = F.floor(
         (F.col("cdf_before") + uniform(seed, prefix + "day", key) * (1.0 - F.col("cdf_before")))
         * DAY_SLOTS
     ).cast("long")
-    day_slots = inverse_cdf_table(spark, weights, DAY_SLOTS, "day")
+    day_slots = inverse_cdf_table(catalogue.sparkSession, weights, DAY_SLOTS, "day")
     chunk_start = F.col("chunk") * CHUNK_ROWS
     return (
         catalogue.select(
-            "*",
+            "product_index",
+            "n",
+            "first_day",
+            "cdf_before",
             F.explode(F.sequence(F.lit(0), ((F.col("n") - 1) / CHUNK_ROWS).cast("long"))).alias(
                 "chunk"
             ),
         )
-        .repartition(partitions, "product_index", "chunk")
         .select(
-            "*",
+            "product_index",
+            "first_day",
+            "cdf_before",
             F.explode(
                 F.sequence(chunk_start, F.least(chunk_start + CHUNK_ROWS, F.col("n")) - 1)
             ).alias("nth"),
@@ -892,7 +901,7 @@ def _slots(
         .withColumn("purchase_key", F.col("product_index") * PURCHASE_STRIDE + F.col("nth"))
         .withColumn("day_slot", F.least(day_slot, F.lit(DAY_SLOTS - 1)))
         .join(F.broadcast(day_slots.withColumnRenamed("slot", "day_slot")), "day_slot")
-        .drop("day_slot", "chunk", "nth")
+        .select("product_index", "first_day", "purchase_key", "day")
     )
 
 
@@ -933,6 +942,11 @@ def _paired(
         .withColumn("day", F.greatest("buyer_day", "first_day"))
         .drop("position", "buyer_day", "purchase")
     )
+
+
+def _small(catalogue: DataFrame, products: int) -> DataFrame:
+    """The catalogue marked for a broadcast join when it is small enough."""
+    return F.broadcast(catalogue) if products <= BROADCAST_PRODUCTS else catalogue
 
 
 def purchases_of(
@@ -983,9 +997,10 @@ def purchases_of(
     ).otherwise(drawn_second)
 
     partitions = max(spark.sparkContext.defaultParallelism, -(-sizes.rows // ROWS_PER_PARTITION))
-    slots = _slots(spark, catalogue, weights, seed, "", partitions)
+    slots = _slots(catalogue, weights, seed, "")
     return (
         _paired(slots, world.purchases(after=False), seed, "", partitions)
+        .join(_small(catalogue.drop("first_day", "n"), sizes.products), "product_index")
         .withColumn("hour_slot", F.floor(u("hour") * HOUR_SLOTS).cast("long"))
         .join(F.broadcast(hour_slots.withColumnRenamed("slot", "hour_slot")), "hour_slot")
         .select(
@@ -1036,7 +1051,7 @@ def purchases_after(
             "buyer_index", F.lit("").alias("month"), F.lit(0.0).alias("raw_value")
         ).limit(0)
     rate = F.col("n") / (1.0 - F.col("cdf_before"))
-    total_rate = catalogue.agg(F.sum(rate)).first()[0]
+    total_rate, products = catalogue.agg(F.sum(rate), F.count(F.lit(1))).first()
     shares = catalogue.withColumn(
         "n",
         F.floor(
@@ -1054,12 +1069,16 @@ def purchases_after(
         .withColumn("cdf_before", F.lit(0.0))
     )
     partitions = max(spark.sparkContext.defaultParallelism, -(-count // ROWS_PER_PARTITION))
-    slots = _slots(spark, shares, after_weights, seed, "after:", partitions)
+    slots = _slots(shares, after_weights, seed, "after:")
     month = F.date_format(F.date_add(F.lit(end + dt.timedelta(days=1)), F.col("day")), "yyyy-MM")
-    return _paired(slots, after, seed, "after:", partitions).select(
-        "buyer_index",
-        month.alias("month"),
-        _raw_value(seed, "after:", F.col("purchase_key")).alias("raw_value"),
+    return (
+        _paired(slots, after, seed, "after:", partitions)
+        .join(_small(catalogue.select("product_index", "base_price"), products), "product_index")
+        .select(
+            "buyer_index",
+            month.alias("month"),
+            _raw_value(seed, "after:", F.col("purchase_key")).alias("raw_value"),
+        )
     )
 
 
