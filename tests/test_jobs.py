@@ -10,7 +10,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from hotmart_spark import cli, pipeline
+from hotmart_spark import cli, generate, pipeline
 from hotmart_spark import schema as s
 from hotmart_spark.analysis import drivers
 from hotmart_spark.config import load_config
@@ -45,6 +45,25 @@ def test_generate(small_run: SmallRun) -> None:
     checks = small_run.results["generate"]
     assert checks[0].metric == "rows" and checks[0].ok
     assert json.loads((small_run.raw / "_calibration.json").read_text())[0]["metric"] == "rows"
+
+
+def test_generate_leaves_the_truth_after_the_period(
+    spark: SparkSession, small_run: SmallRun
+) -> None:
+    truth = json.loads((small_run.raw / "_truth.json").read_text())
+    assert truth["buyers"]["r"] == generate.BUYER_RATE_SHAPE
+    months = truth["after_period"]["months"]
+    assert [m["month"] for m in months] == ["2016-07", "2016-08", "2016-09"]
+    buyers = spark.read.parquet(str(small_run.raw / generate.TRUTH_BUYERS))
+    clean = spark.read.parquet(str(small_run.out / "clean"))
+    # Every buyer of the log has its row (defects copy rows, they add no buyer).
+    assert buyers.count() == truth["buyers"]["written_buyers"]
+    assert clean.select(s.BUYER_ID).distinct().join(buyers, s.BUYER_ID, "left_anti").count() == 0
+    # The report sets each forecast month against the simulated one.
+    insights = insights_of(small_run.out)
+    assert insights["run"]["planted"]["after_period"]["months"] == months
+    page = (small_run.out / "report" / "report.html").read_text()
+    assert "value in July 2016 (forecast; simulated past the period)" in page
 
 
 def test_validate(spark: SparkSession, small_run: SmallRun) -> None:
