@@ -16,7 +16,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from hotmart_spark.config import RELATIVE_UNIT
-from hotmart_spark.report import charts, story
+from hotmart_spark.report import charts, fed, page, story
 from hotmart_spark.report.page import MARTS, QUESTIONS
 from hotmart_spark.transforms.ranking import top_count
 from tests.conftest import SmallRun
@@ -326,10 +326,95 @@ def test_planted_months_set_against_the_forecast() -> None:
     assert len(in_currency["rows"]) == 1
 
 
-def test_the_pareto_curve_is_drawn_in_order_whatever_the_marts_row_order() -> None:
+def test_the_pareto_curve_is_fed_from_the_origin_in_order() -> None:
     """The mart's rows come back in any order; the line must not zigzag through them."""
-    shares = [0.0, 0.1, 0.2, 0.5, 1.0]
-    curve = pd.DataFrame({"producer_share": shares, "revenue_share": [0.0, 0.6, 0.8, 0.95, 1.0]})
-    tops = {0.1: 0.6, 0.2: 0.8}
-    shuffled = curve.iloc[[3, 0, 4, 1, 2]]
-    assert charts.pareto(shuffled, tops) == charts.pareto(curve, tops)
+    curve = pd.DataFrame(
+        {"producer_share": [0.5, 0.1, 1.0, 0.2], "revenue_share": [0.95, 0.6, 1.0, 0.8]}
+    )
+    points = fed.lorenz_points(curve)
+    assert points.values.tolist() == [[0, 0], [0.1, 0.6], [0.2, 0.8], [0.5, 0.95], [1, 1]]
+
+
+def test_bars_are_fed_largest_first_and_grids_complete() -> None:
+    breakdowns = pd.DataFrame(
+        {
+            "dimension": ["niche", "category", "niche", "category", "niche"],
+            "level": ["Yoga", "Podcast", "Music", "eBook", "Cooking"],
+            "value_share": [0.2, 0.3, 0.5, 0.7, 0.2],
+        }
+    )
+    # Two levels each: niche's Music, then Cooking before Yoga (a tie, by name).
+    top = fed.top_levels(breakdowns, ("category", "niche"), 2)
+    assert top["level"].tolist() == ["eBook", "Podcast", "Music", "Cooking"]
+    effects = pd.DataFrame(
+        {
+            "role": ["placebo", "naive", "headline", "check", "uncorrected", "placebo"],
+            "method": ["p2", "n", "h", "c", "u", "p1"],
+            "estimate": [0.0, 0.8, 0.2, float("nan"), 0.15, 0.01],
+        }
+    )
+    # The check without an estimate is not drawn.
+    assert fed.estimates_by_role(effects)["method"].tolist() == ["h", "n", "u", "p1", "p2"]
+    importance = pd.DataFrame(
+        {
+            "feature": ["a1", "a2", "b", "c"],
+            "group": ["a", "a", "b", "c"],
+            "permutation_importance": [0.1, 0.1, 0.3, float("nan")],
+        }
+    )
+    assert fed.importance_by_group(importance)["group"].tolist() == ["b", "a"]
+    backtest = pd.DataFrame({"model": ["x", "naive", "y"], "mape": [20.0, 12.0, 12.0]})
+    assert fed.best_first(backtest)["model"].tolist() == ["naive", "y", "x"]
+    hours = pd.DataFrame({"weekday": [7, 1, 1], "hour": [23, 0, 0], "value": [5.0, 1.0, 2.0]})
+    grid = fed.weekday_hour_grid(hours)
+    assert grid.shape == (7, 24) and grid.iloc[0, 0] == 3.0 and grid.iloc[6, 23] == 5.0
+    assert grid.to_numpy().sum() == 8.0
+
+
+def test_every_chart_is_fed_in_drawing_order(
+    spark: SparkSession, small_run: SmallRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's marts, each shuffled, through the report's chart builders: what each chart
+    is handed must be in the order it draws it."""
+    fed_to: dict[str, tuple] = {}
+    for name in ("pareto", "monthly_value", "weekday_hour", "breakdown_bars", "share_pairs",
+                 "drivers", "monthly_forecast"):  # fmt: skip
+
+        def record(*args, _name=name, **kwargs) -> bytes:
+            fed_to.setdefault(_name, ())
+            fed_to[_name] += (args,)
+            return b""
+
+        monkeypatch.setattr(charts, name, record)
+    marts = {m: mart(spark, small_run, m).sample(frac=1.0, random_state=3) for m in MARTS}
+    found = insights(small_run)
+    page.build_charts(found, marts, page.answered(found))
+    assert set(fed_to) == {"pareto", "monthly_value", "weekday_hour", "breakdown_bars",
+                           "share_pairs", "drivers", "monthly_forecast"}  # fmt: skip
+    # A Lorenz curve: from (0, 0) to (1, 1), never going back on either axis.
+    ((curve, _),) = fed_to["pareto"]
+    assert curve.iloc[0].tolist() == [0.0, 0.0]
+    assert curve.iloc[-1].tolist() == pytest.approx([1.0, 1.0])
+    assert curve["producer_share"].is_monotonic_increasing
+    assert curve["revenue_share"].is_monotonic_increasing
+    # Months in calendar order, the forecast's after the actual ones.
+    ((monthly, _),) = fed_to["monthly_value"]
+    assert monthly["month"].tolist() == sorted(monthly["month"]) and len(monthly) == 6
+    ((forecast, backtest, *_),) = fed_to["monthly_forecast"]
+    assert forecast["month"].is_monotonic_increasing and forecast["month"].is_unique
+    kinds = forecast["kind"].tolist()
+    assert kinds == ["actual"] * kinds.count("actual") + ["forecast"] * kinds.count("forecast")
+    assert backtest["mape"].is_monotonic_increasing
+    ((grid, _),) = fed_to["weekday_hour"]
+    assert grid.index.tolist() == list(range(1, 8)) and grid.columns.tolist() == list(range(24))
+    # Bars: the largest first, one chart's levels per dimension.
+    ((levels, dimensions),) = fed_to["breakdown_bars"]
+    for dimension in dimensions:
+        shares = levels[levels["dimension"] == dimension]["value_share"]
+        assert shares.is_monotonic_decreasing and 0 < len(shares) <= page.TOP_LEVELS_DRAWN
+    for table, _, _, (share, _), _ in fed_to["share_pairs"]:
+        assert table[share].is_monotonic_decreasing
+    ((groups, effects, _),) = fed_to["drivers"]
+    assert groups["permutation_importance"].is_monotonic_decreasing and groups["group"].is_unique
+    ranks = [fed.ROLE_ORDER.index(r) for r in effects["role"]]
+    assert ranks == sorted(ranks) and effects["estimate"].notna().all()

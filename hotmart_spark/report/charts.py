@@ -59,9 +59,8 @@ def png(fig: Figure) -> bytes:
 
 
 def pareto(curve: pd.DataFrame, top_shares: dict[float, float]) -> bytes:
-    """Share of value against share of producers, from the biggest down, with the top cuts."""
-    # The mart's rows come in no particular order; a line drawn through them unsorted zigzags.
-    curve = curve.sort_values("producer_share")
+    """Share of value against share of producers, from the biggest down, with the top cuts
+    (curve: fed.lorenz_points)."""
     with figure(7.5, 4.6) as fig:
         ax = fig.axes[0]
         ax.plot(curve["producer_share"], curve["revenue_share"], color=MAIN, lw=2.2)
@@ -150,7 +149,7 @@ def monthly_forecast(
         ax.set_ylim(bottom=0)
         ax.legend(loc="lower left", fontsize=8)
 
-        ranked = backtest.sort_values("mape", ascending=False)
+        ranked = backtest.iloc[::-1]
         colours = [
             ACCENT if c else (MUTED if m.startswith(("naive", "seasonal")) else MAIN)
             for m, c in zip(ranked["model"], ranked["chosen"], strict=True)
@@ -196,13 +195,8 @@ def monthly_value(monthly: pd.DataFrame, unit: str) -> bytes:
         return png(fig)
 
 
-def weekday_hour(table: pd.DataFrame, unit: str) -> bytes:
-    """Value by weekday and hour of day."""
-    grid = (
-        table.pivot_table(index="weekday", columns="hour", values="value", aggfunc="sum")
-        .reindex(index=range(1, 8), columns=range(24))
-        .fillna(0.0)
-    )
+def weekday_hour(grid: pd.DataFrame, unit: str) -> bytes:
+    """Value by weekday and hour of day (grid: fed.weekday_hour_grid)."""
     with figure(11, 3.6) as fig:
         ax = fig.axes[0]
         image = ax.imshow(grid.to_numpy(), aspect="auto", cmap="Blues")
@@ -214,12 +208,12 @@ def weekday_hour(table: pd.DataFrame, unit: str) -> bytes:
         return png(fig)
 
 
-def breakdown_bars(breakdowns: pd.DataFrame, dimensions: tuple[str, ...], top: int = 12) -> bytes:
-    """Share of value per level of each dimension, the largest `top` levels."""
+def breakdown_bars(levels: pd.DataFrame, dimensions: tuple[str, ...]) -> bytes:
+    """Share of value per level of each dimension, the first row on top (levels:
+    fed.top_levels)."""
     with figure(11, 4.6, ncols=len(dimensions)) as fig:
         for ax, dimension in zip(fig.axes, dimensions, strict=True):
-            rows = breakdowns[breakdowns["dimension"] == dimension].nlargest(top, "value_share")
-            rows = rows.iloc[::-1]
+            rows = levels[levels["dimension"] == dimension].iloc[::-1]
             ax.barh(rows["level"], rows["value_share"], color=MAIN)
             ax.xaxis.set_major_formatter(share)
             ax.set(xlabel="share of value", title=f"Value by {dimension.replace('_', ' ')}")
@@ -230,7 +224,8 @@ def breakdown_bars(breakdowns: pd.DataFrame, dimensions: tuple[str, ...], top: i
 def share_pairs(
     table: pd.DataFrame, label: str, first: tuple[str, str], second: tuple[str, str], title: str
 ) -> bytes:
-    """Two shares side by side per row (for example buyers and value per segment)."""
+    """Two shares side by side per row (for example buyers and value per segment), the first
+    row on top."""
     rows = table.iloc[::-1]
     y = np.arange(len(rows))
     with figure(9, max(2.6, 0.45 * len(rows) + 1.2)) as fig:
@@ -246,17 +241,13 @@ def share_pairs(
         return png(fig)
 
 
-def drivers(importance: pd.DataFrame, effects: pd.DataFrame, planted: float | None = None) -> bytes:
+def drivers(groups: pd.DataFrame, effects: pd.DataFrame, planted: float | None = None) -> bytes:
     """Permutation importance per feature group, and the affiliate programme's effect estimates
-    (with the planted value, for a generated input)."""
+    (with the planted value, for a generated input), the first row of each on top (groups:
+    fed.importance_by_group, effects: fed.estimates_by_role)."""
     with figure(12, 5.2, ncols=2) as fig:
         bars, estimates = fig.axes
-        # One bar per group: its features share the importance of being shuffled together.
-        rows = (
-            importance.dropna(subset=["permutation_importance"])
-            .drop_duplicates("group")
-            .sort_values("permutation_importance")
-        )
+        rows = groups.iloc[::-1]
         bars.barh(
             rows["group"],
             rows["permutation_importance"],
@@ -267,7 +258,7 @@ def drivers(importance: pd.DataFrame, effects: pd.DataFrame, planted: float | No
         bars.axvline(0, color="black", lw=0.8)
         bars.set(xlabel="drop in holdout R² when shuffled", title="Feature importance")
         bars.grid(axis="y", visible=False)
-        known = effects.dropna(subset=["estimate"]).iloc[::-1]
+        known = effects.iloc[::-1]
         if known.empty:
             estimates.text(0.5, 0.5, "no estimate", ha="center", va="center")
             estimates.set_axis_off()

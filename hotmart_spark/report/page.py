@@ -12,7 +12,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from hotmart_spark.report import charts, story
+from hotmart_spark.report import charts, fed, story
 from hotmart_spark.report.story import amount, count, pct
 from hotmart_spark.transforms.ranking import top_count
 
@@ -29,6 +29,9 @@ MARTS = (
     "forecast_monthly",
     "forecast_backtest",
 )
+# The breakdowns drawn as bars, and how many levels of each.
+BREAKDOWNS_DRAWN = ("category", "niche")
+TOP_LEVELS_DRAWN = 12
 # insights.json sections the report needs.
 SECTIONS = ("run", "producers", "trends", "segments", "drivers", "forecast")
 QUESTIONS = {
@@ -61,17 +64,20 @@ def build_charts(
     builders: dict[str, dict[str, Callable[[], bytes]]] = {
         "producers": {
             "pareto": lambda: charts.pareto(
-                marts["pareto"],
+                fed.lorenz_points(marts["pareto"]),
                 {float(k): v for k, v in insights["producers"]["top_share_by_revenue"].items()},
             ),
         },
         "trends": {
             "monthly_value": lambda: charts.monthly_value(
-                pd.DataFrame(insights["trends"]["monthly"]), unit
+                fed.in_month_order(pd.DataFrame(insights["trends"]["monthly"])), unit
             ),
-            "categories": lambda: charts.breakdown_bars(marts["breakdowns"], ("category", "niche")),
+            "categories": lambda: charts.breakdown_bars(
+                fed.top_levels(marts["breakdowns"], BREAKDOWNS_DRAWN, TOP_LEVELS_DRAWN),
+                BREAKDOWNS_DRAWN,
+            ),
             "channels": lambda: charts.share_pairs(
-                marts["channels"],
+                fed.largest_first(marts["channels"], "value_share", "channel"),
                 "channel",
                 ("units_share", "share of units"),
                 ("value_share", "share of value"),
@@ -80,14 +86,14 @@ def build_charts(
         },
         "segments": {
             "rfm_segments": lambda: charts.share_pairs(
-                marts["rfm_segments"].sort_values("value_share", ascending=False),
+                fed.largest_first(marts["rfm_segments"], "value_share", "segment"),
                 "segment",
                 ("buyer_share", "share of buyers"),
                 ("value_share", "share of value"),
                 "Buyer segments: how many, and how much they bring",
             ),
             "producer_clusters": lambda: charts.share_pairs(
-                marts["producer_cluster_profiles"].sort_values("value_share", ascending=False),
+                fed.largest_first(marts["producer_cluster_profiles"], "value_share", "label"),
                 "label",
                 ("producer_share", "share of producers"),
                 ("value_share", "share of value"),
@@ -96,15 +102,17 @@ def build_charts(
         },
         "drivers": {
             "drivers": lambda: charts.drivers(
-                marts["product_drivers"],
-                marts["product_effects"],
+                fed.importance_by_group(marts["product_drivers"]),
+                fed.estimates_by_role(marts["product_effects"]),
                 planted_effect(insights),
             ),
         },
         "forecast": {
             "monthly_forecast": lambda: charts.monthly_forecast(
-                marts["forecast_monthly"].sort_values("month"),
-                marts["forecast_backtest"][marts["forecast_backtest"]["horizon"] == "all"],
+                fed.in_month_order(marts["forecast_monthly"]),
+                fed.best_first(
+                    marts["forecast_backtest"][marts["forecast_backtest"]["horizon"] == "all"]
+                ),
                 unit,
                 story.simulated_months(insights["run"]),
             ),
@@ -113,7 +121,7 @@ def build_charts(
     # A log stamped by day has every row at one clock time: an hour chart would show that.
     if not day_only(insights):
         builders["trends"]["weekday_hour"] = lambda: charts.weekday_hour(
-            marts["weekday_hour"], unit
+            fed.weekday_hour_grid(marts["weekday_hour"]), unit
         )
     return {
         name: build()
