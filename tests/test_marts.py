@@ -223,12 +223,26 @@ def test_channels_and_affiliates(purchases: DataFrame) -> None:
 
 
 def test_monthly_revenue_growth_and_new_buyers(purchases: DataFrame) -> None:
-    monthly = {r["month"]: r.asDict() for r in q2.monthly_revenue(purchases).collect()}
+    period = (dt.date(2016, 1, 1), dt.date(2016, 3, 31))
+    monthly = {r["month"]: r.asDict() for r in q2.monthly_revenue(purchases, *period).collect()}
     # Jan 10 + 65 = 75; Feb 10 + (12 + ... + 21) = 175; Mar 10 + 10 = 20.
     assert [monthly[m]["value"] for m in ("2016-01", "2016-02", "2016-03")] == [75.0, 175.0, 20.0]
     assert monthly["2016-01"]["growth"] is None
     assert monthly["2016-02"]["growth"] == pytest.approx(175 / 75 - 1)
     assert monthly["2016-03"]["growth"] == pytest.approx(20 / 175 - 1)
+    # Per day of the month: 31, 29 and 31 days. February's +133% is +149% a day.
+    assert [monthly[m]["days"] for m in ("2016-01", "2016-02", "2016-03")] == [31, 29, 31]
+    assert monthly["2016-02"]["growth_per_day"] == pytest.approx((175 / 29) / (75 / 31) - 1)
+    assert monthly["2016-03"]["growth_per_day"] == pytest.approx((20 / 31) / (175 / 29) - 1)
+    assert monthly["2016-01"]["growth_per_day"] is None
+    # A period from Jan 16 has 16 days of January: its value per day is 75 / 16.
+    cut = {
+        r["month"]: r
+        for r in q2.monthly_revenue(purchases, dt.date(2016, 1, 16), period[1]).collect()
+    }
+    assert cut["2016-01"]["days"] == 16 and cut["2016-01"]["value_per_day"] == 75 / 16
+    # Only the period's first month counts every buyer as new because none is seen before.
+    assert [monthly[m]["new_buyers_censored"] for m in sorted(monthly)] == [True, False, False]
     # Jan: buyers 100, 200..209, all new. Feb: 100 and 200..204 return, 300..304 are new.
     # Mar: 101 and 102, new.
     buyers = {m: (r["buyers"], r["new_buyers"], r["returning_buyers"]) for m, r in monthly.items()}

@@ -175,15 +175,19 @@ def _producer_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -
 def _trend_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> list[Table]:
     unit = insights["run"]["value_unit"]
     monthly = Table(
-        f"Monthly value ({unit}), units and buyers",
-        ["month", "value", "units", "buyers", "growth"],
+        f"Monthly value ({unit}), units and buyers; growth on the month before, in all and "
+        "per day (months differ in length); the period's first month counts every buyer as "
+        "new (censored: purchases before the period are not seen)",
+        ["month", "value", "units", "buyers", "new buyers", "growth", "growth per day"],
         [
             [
                 m["month"],
                 amount(m["value"]),
                 count(m["units"]),
                 count(m["buyers"]),
+                count(m["new_buyers"]) + (" (censored)" if m["new_buyers_censored"] else ""),
                 "" if m["growth"] is None else story.signed_pct(m["growth"], 1),
+                "" if m["growth_per_day"] is None else story.signed_pct(m["growth_per_day"], 1),
             ]
             for m in insights["trends"]["monthly"]
         ],

@@ -101,12 +101,20 @@ def trends(
         f"{pct(social_share)} of it."
     )
     growth = [
-        f"{month_name(r['month'])} {signed_pct(r['growth'], 1)}"
+        f"{month_name(r['month'])} {signed_pct(r['growth'], 1)} "
+        f"({signed_pct(r['growth_per_day'], 1)} per day)"
         for r in t["monthly"]
         if r["growth"] is not None
     ]
     details = [
         "Month on month: " + ", ".join(growth) + ".",
+        *[
+            f"All {count(r['buyers'])} buyers of {month_name(r['month'])} count as new: the "
+            "log shows nothing before the period, so a buyer who bought before looks new "
+            "(censored)."
+            for r in t["monthly"]
+            if r["new_buyers_censored"]
+        ],
         f"The largest niche is {niche['level']} ({pct(niche['value_share'])} of the value); "
         f"the largest device is {device['level']} ({pct(device['value_share'])}).",
         (

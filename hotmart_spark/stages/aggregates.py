@@ -52,7 +52,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         # Each mart as the function that builds it (some run a Spark job to plan theirs).
         marts: dict[str, Callable[[], DataFrame]] = {
             "daily_revenue": lambda: q2.daily_revenue(purchases),
-            "monthly_revenue": lambda: q2.monthly_revenue(purchases),
+            "monthly_revenue": lambda: q2.monthly_revenue(purchases, *period(config)),
             "weekday_hour": lambda: q2.weekday_hour(purchases),
             "breakdowns": lambda: q2.breakdowns(
                 purchases,
@@ -163,7 +163,11 @@ def trends_insights(spark: SparkSession, out: str, unit: str) -> dict[str, Any]:
                 "units": r["units"],
                 "buyers": r["buyers"],
                 "new_buyers": r["new_buyers"],
+                "new_buyers_censored": r["new_buyers_censored"],
+                "days": r["days"],
+                "value_per_day": r["value_per_day"],
                 "growth": r["growth"],
+                "growth_per_day": r["growth_per_day"],
                 "growth_undefined": None
                 if r["growth"] is not None
                 else "the data has no month before this one",

@@ -62,14 +62,26 @@ def daily_revenue(purchases: DataFrame) -> DataFrame:
     return daily.join(buyers_per_period(purchases, day_of(), "day"), "day", "left")
 
 
-def monthly_revenue(purchases: DataFrame) -> DataFrame:
-    """Per month: value, platform revenue, units, buyers (new and returning), growth on the month before."""
+def monthly_revenue(purchases: DataFrame, first_day: dt.date, last_day: dt.date) -> DataFrame:
+    """Per month: value, platform revenue, units, buyers (new and returning), growth on the
+    month before, in all and per day of the period in the month.
+
+    Per day, because months differ in length (February 2016 has 29 days, March 31) and the
+    period may cut its first and last months. The period's first month counts every buyer
+    as new: nobody's purchases before the period are seen (new_buyers_censored)."""
     # Validation stored each purchase's month with the clean rows, in this format.
     month = F.col(s.PURCHASE_MONTH)
     monthly = purchases.groupBy(month.alias("month")).agg(
         F.sum("value").alias("value"),
         F.sum("platform_revenue").alias("platform_revenue"),
         F.count(F.lit(1)).alias("units"),
+    )
+    opens = F.to_date(F.concat("month", F.lit("-01")))
+    days = F.datediff(
+        F.least(F.last_day(opens), F.lit(last_day)), F.greatest(opens, F.lit(first_day))
+    ) + F.lit(1)
+    monthly = monthly.withColumn("days", days).withColumn(
+        "value_per_day", F.col("value") / F.col("days")
     )
     buyers = buyers_per_period(purchases, month_number(), "month_number").select(
         month_label(F.col("month_number")).alias("month"),
@@ -79,16 +91,17 @@ def monthly_revenue(purchases: DataFrame) -> DataFrame:
     )
     # The month before, joined by date rather than by a window over all months.
     previous = monthly.select(
-        F.date_format(F.add_months(F.to_date(F.concat("month", F.lit("-01"))), 1), "yyyy-MM").alias(
-            "month"
-        ),
+        F.date_format(F.add_months(opens, 1), "yyyy-MM").alias("month"),
         F.col("value").alias("previous_value"),
+        F.col("value_per_day").alias("previous_per_day"),
     )
     return (
         monthly.join(buyers, "month", "left")
         .join(F.broadcast(previous), "month", "left")
         .withColumn("growth", F.col("value") / F.col("previous_value") - 1)
-        .drop("previous_value")
+        .withColumn("growth_per_day", F.col("value_per_day") / F.col("previous_per_day") - 1)
+        .withColumn("new_buyers_censored", F.col("month") == F.lit(f"{first_day:%Y-%m}"))
+        .drop("previous_value", "previous_per_day")
     )
 
 
