@@ -154,17 +154,39 @@ def test_producer_sentence_from_hand_made_numbers() -> None:
         "top_share_by_revenue": {"0.01": 0.2, "0.05": 0.6, "0.1": 0.7, "0.2": 0.8},
         "gini": 0.75,
         "hhi": 0.05,
-        "revenue_at_risk": {"1": 0.2, "5": 0.6, "10": 0.7, "50": 0.95},
+        "gross_exposure": {"1": 0.2, "5": 0.6, "10": 0.7, "50": 0.95},
+        "top_share_by_units": {"0.01": 0.1, "0.05": 0.3, "0.1": 0.45, "0.2": 0.6},
+        "gini_units": 0.5,
         "affiliate_units_share": 0.25,
         "affiliate_value_share": 0.2,
+        "value_unit": RELATIVE_UNIT,
     }
     answer = story.producers(numbers)["answer"]
     assert answer == (
         "Yes, heavily: the top 5% of producers (5 of 100) made 60.0% of the value, and the 4 "
         "producers selling more than the 95th percentile of units (50) made 40.0%."
     )
+    details = story.producers(numbers)["details"]
+    assert (
+        "ranked by units, the top 1%, 5%, 10% and 20% sold 10.0%, 30.0%, 45.0% and 60.0%"
+        in (details[0])
+    )
+    assert "of units 0.50" in details[0]
+    assert "0.0500: unconcentrated" in details[0]
+    assert "lies between its share of units and its share of relative value" in details[1]
+    assert details[2].startswith("Gross exposure: the single biggest producer made 20.0%")
     numbers["top_share_by_revenue"]["0.05"] = 0.2
     assert story.producers(numbers)["answer"].startswith("Hardly: ")
+
+
+def test_the_hhi_is_worded_by_its_band() -> None:
+    # Ten producers of 10% each: HHI 10 * 0.01 = 0.10; one of 70% and three of 10%:
+    # 0.49 + 0.03 = 0.52; four of 25%: 0.25.
+    assert "unconcentrated" in story.hhi_sentence(10 * 0.1**2)
+    assert "highly concentrated" in story.hhi_sentence(0.7**2 + 3 * 0.1**2)
+    assert "moderately concentrated" in story.hhi_sentence(0.2)
+    # 0.25 itself is the top of the moderate band (highly concentrated is above it).
+    assert "moderately concentrated" in story.hhi_sentence(4 * 0.25**2)
 
 
 CHECK = """<script>

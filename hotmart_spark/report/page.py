@@ -161,11 +161,12 @@ def _tables(
 def _producer_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> list[Table]:
     p = insights["producers"]
     n = p["n_producers"]
+    units = p["top_share_by_units"]
     top = Table(
-        "Share of value of the top producers by value",
-        ["top", "producers", "share of value"],
+        "The top producers' share of value (ranked by value) and of units (ranked by units)",
+        ["top", "producers", "share of value", "share of units"],
         [
-            [f"{float(k):.0%}", count(top_count(n, float(k))), pct(v)]
+            [f"{float(k):.0%}", count(top_count(n, float(k))), pct(v), pct(units[k])]
             for k, v in sorted(p["top_share_by_revenue"].items(), key=lambda kv: float(kv[0]))
         ],
     )

@@ -51,6 +51,35 @@ def month_name(month: str) -> str:
     return pd.Period(month, "M").strftime("%B %Y")
 
 
+# HHI bands of the US merger guidelines (2010), on shares as fractions.
+HHI_MODERATE, HHI_HIGH = 0.15, 0.25
+
+
+def hhi_sentence(hhi: float) -> str:
+    """The HHI in words that follow its value."""
+    if hhi < HHI_MODERATE:
+        band = "unconcentrated (below 0.15 in the usual merger-guideline bands)"
+    elif hhi <= HHI_HIGH:
+        band = "moderately concentrated (0.15 to 0.25 in the usual merger-guideline bands)"
+    else:
+        band = "highly concentrated (above 0.25 in the usual merger-guideline bands)"
+    return (
+        f"The HHI (sum of squared shares) is {hhi:.4f}: {band}, which says no producer holds "
+        "a large share on its own, not that value is spread evenly."
+    )
+
+
+def relative_units_sentence(unit: str) -> str:
+    """What the value shares mean in the unit they are stated in."""
+    if unit != RELATIVE_UNIT:
+        return f"Shares of value are shares of money ({unit})."
+    return (
+        "In relative value units every price is shifted by the unknown lowest price, so shares "
+        "of value are not shares of money: with positive prices, a group's share of money lies "
+        "between its share of units and its share of relative value."
+    )
+
+
 def producers(p: dict[str, Any]) -> dict[str, Any]:
     """Q1: concentration of value among producers."""
     top = p["top_share_by_revenue"]
@@ -62,14 +91,20 @@ def producers(p: dict[str, Any]) -> dict[str, Any]:
         f"{pct(top5)} of the value, and the {count(p['n_top'])} producers selling more than the "
         f"95th percentile of units ({count(p['p95_units'])}) made {pct(p['top_revenue_share'])}."
     )
-    risk = p["revenue_at_risk"]
+    exposure = p["gross_exposure"]
+    units = p["top_share_by_units"]
     details = [
         f"The top 1%, 10% and 20% of producers by value made {pct(top['0.01'])}, "
-        f"{pct(top['0.1'])} and {pct(top['0.2'])} of it. The Gini coefficient of producer value "
-        f"is {score(p['gini'])} (0: all equal, 1: one producer makes everything); the HHI is "
-        f"{p['hhi']:.4f}, far from a monopoly because the value is spread over many producers.",
-        f"If the single biggest producer left, {pct(risk['1'])} of the value would go with it; "
-        f"the top 10 hold {pct(risk['10'])} and the top 50 {pct(risk['50'])}.",
+        f"{pct(top['0.1'])} and {pct(top['0.2'])} of it; ranked by units, the top 1%, 5%, 10% "
+        f"and 20% sold {pct(units['0.01'])}, {pct(units['0.05'])}, {pct(units['0.1'])} and "
+        f"{pct(units['0.2'])} of the units. The Gini coefficient of producer value is "
+        f"{score(p['gini'])}, of units {score(p['gini_units'])} (0: all equal, 1: one producer "
+        f"makes everything). {hhi_sentence(p['hhi'])}",
+        relative_units_sentence(p["value_unit"]),
+        f"Gross exposure: the single biggest producer made {pct(exposure['1'])} of the value, "
+        f"the top 10 {pct(exposure['10'])} and the top 50 {pct(exposure['50'])}. That much "
+        "would go if they left and none of their buyers bought from another producer instead; "
+        "buyers who switch would keep part of it.",
         f"Affiliates sold {pct(p['affiliate_units_share'])} of units and "
         f"{pct(p['affiliate_value_share'])} of value; the rest was sold directly.",
     ]
@@ -461,8 +496,11 @@ def caveats(run: dict[str, Any], answered: set[str]) -> list[str]:
         )
     if run["value_unit"] == RELATIVE_UNIT and answered:
         notes.append(
-            "Relative value units preserve ratios and shares between purchases but not money: "
-            "set value.mean and value.std to report in currency."
+            "Relative value units are the z-scored value minus its minimum: prices shifted by the "
+            "unknown lowest price. Counts are exact and differences between values keep their "
+            "ratios, but shares, the Gini and RFM monetary scores move with that lowest price "
+            "(a share of money lies between the share of units and the share of relative value). "
+            "Set value.mean and value.std to report in currency."
         )
     if "drivers" in answered:
         notes.append(

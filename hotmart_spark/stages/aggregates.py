@@ -80,6 +80,9 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
             ranked = rank_desc(q1.top_by_units_rule(producers, p95), "revenue", s.PRODUCER_ID)
             ranked = kept.enter_context(persisted(ranked))
             overall = concentration(ranked, "revenue").first()
+            # The same on units: with positive prices the true money figure lies between the
+            # two (relative units shift every price by the unknown lowest one).
+            by_units = concentration(rank_desc(producers, "units", s.PRODUCER_ID), "units").first()
             top_rule = ranked.agg(
                 F.sum(F.col("is_top").cast("long")).alias("n_top"),
                 (
@@ -96,7 +99,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
             for written in writes:
                 written.result()
     producers_insights = producer_insights(
-        spark, out, scale.unit, p95, overall, top_rule["n_top"], top_rule["share"]
+        spark, out, scale.unit, p95, overall, by_units, top_rule["n_top"], top_rule["share"]
     )
     trends = trends_insights(spark, out, scale.unit)
     publish_insights(config, "producers", producers_insights)
@@ -128,6 +131,7 @@ def producer_insights(
     unit: str,
     p95: float,
     overall: Row,
+    by_units: Row,
     n_top: int,
     top_share: float,
 ) -> dict[str, Any]:
@@ -144,7 +148,9 @@ def producer_insights(
         "gini": overall["gini"],
         "hhi": overall["hhi"],
         "top_share_by_revenue": {f"{k:g}": overall[top_share_column(k)] for k in TOP_SHARES},
-        "revenue_at_risk": {str(c): overall[f"top_n_{c}"] for c in TOP_COUNTS},
+        "gross_exposure": {str(c): overall[f"top_n_{c}"] for c in TOP_COUNTS},
+        "gini_units": by_units["gini"],
+        "top_share_by_units": {f"{k:g}": by_units[top_share_column(k)] for k in TOP_SHARES},
         "affiliate_units_share": channels.get("affiliate", {}).get("units_share", 0.0),
         "affiliate_value_share": channels.get("affiliate", {}).get("value_share", 0.0),
         "affiliate_gini": affiliate_summary["gini"] if affiliate_summary else None,
