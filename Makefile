@@ -41,7 +41,7 @@ test: venv java tools lint
 	$(BIN)/pytest
 
 # The edit loop: all but the slow tiers (separate processes, the standalone cluster, the
-# database, the browser), in about four minutes on 2 cores.
+# database, the browser), in about six minutes on 2 cores.
 test-fast: venv java
 	$(BIN)/pytest -m "not (submit or cluster or database or browser or planted)"
 
