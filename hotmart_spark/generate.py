@@ -25,7 +25,7 @@ from pyspark.sql.window import Window
 from scipy import special
 
 from hotmart_spark import schema as s
-from hotmart_spark.config import GeneratorConfig, separator_char
+from hotmart_spark.config import RELATIVE_UNIT, GeneratorConfig, separator_char
 from hotmart_spark.filesystem import is_local, local_path
 
 # The real 2016 sample, which the default size reproduces.
@@ -495,12 +495,7 @@ def products(
     counted = demanded.withColumn(
         "n", (1 + F.floor(F.col("demand") * scale + F.col("rounding"))).cast("long")
     )
-    # Rounding leaves the total a few rows off; the largest product absorbs the difference.
-    surplus = sizes.rows - counted.agg(F.sum("n")).first()[0]
-    largest_index = counted.orderBy(F.desc("n"), "product_index").select("product_index").first()[0]
-    counted = counted.withColumn(
-        "n", F.col("n") + F.when(F.col("product_index") == largest_index, surplus).otherwise(0)
-    )
+    counted = _summing_to(counted, sizes.rows)
     demanded.unpersist()
     return counted.select(
         "product_index",
@@ -521,6 +516,21 @@ def products(
         .alias("affiliate_share"),
         "n",
     )
+
+
+def _summing_to(counted: DataFrame, total: int) -> DataFrame:
+    """Products with counts `n` rounded at random, the largest (ties by index) changed by the
+    few purchases that make the counts sum to `total`."""
+    surplus = total - counted.agg(F.sum("n")).first()[0]
+    largest = counted.orderBy(F.desc("n"), "product_index").select("product_index").first()[0]
+    return counted.withColumn(
+        "n", F.col("n") + F.when(F.col("product_index") == largest, surplus).otherwise(0)
+    )
+
+
+def _partitions(spark: SparkSession, rows: int) -> int:
+    """Partitions of about ROWS_PER_PARTITION generated rows, and at least one per core."""
+    return max(spark.sparkContext.defaultParallelism, -(-rows // ROWS_PER_PARTITION))
 
 
 def _assign_categories(sizes: list[float]) -> list[str]:
@@ -549,8 +559,10 @@ DROPOUT_B = 2.5
 # Buyers are drawn with this much headroom (times 1/sqrt(rows)) over the expected number the
 # period's rows need; the first buyers, in index order, whose purchases make `rows` are kept.
 BUYER_HEADROOM = 8.0
-# Buyers are counted in blocks of this many indexes to find where the kept ones end.
-BUYER_BLOCK = 4096
+# The drawn buyers are counted in this many blocks of consecutive indexes to find where the
+# kept ones end: the driver collects one row per block and one row of the last, whatever
+# the number of buyers.
+BUYER_BLOCKS = 1024
 # After-period buyers take indexes from here, so their draws never collide with the period's.
 AFTER_BUYER_INDEX = 1 << 40
 # A buyer's repeat purchases up to the horizon are drawn as a Poisson count: the inverse CDF
@@ -628,7 +640,7 @@ def _buyers_drawn(
 
     slots = inverse_cdf_table(spark, arrivals, DAY_SLOTS, "arrival_day")
     arrival = first_day + F.col("arrival_day") + u("arrival_time")
-    partitions = max(spark.sparkContext.defaultParallelism, -(-count // ROWS_PER_PARTITION))
+    partitions = _partitions(spark, count)
     drawn = (
         spark.range(first_index, first_index + count, numPartitions=partitions)
         .withColumnRenamed("id", "buyer_index")
@@ -703,8 +715,8 @@ class Buyers:
     arrivals_daily: np.ndarray
 
     def purchases(self, after: bool) -> DataFrame:
-        """(buyer_index, purchase, day, order): the purchases inside the period, or after it
-        (day counted from the period's end then), with a random order to pair them by."""
+        """(buyer_index, purchase, day): the purchases inside the period (of the written
+        buyers), or after it (of every buyer; day counted from the period's end then)."""
         times = self.table.select(
             "buyer_index", "written", F.posexplode("purchases").alias("purchase", "time")
         )
@@ -755,7 +767,7 @@ def buyers(
         drawn = _buyers_drawn(
             spark, seed, 0, drawn_count, arrivals[:period_days], 0, horizon_days, period_days
         ).cache()
-        block = F.floor(F.col("buyer_index") / BUYER_BLOCK).cast("long")
+        block = F.floor(F.col("buyer_index") * BUYER_BLOCKS / drawn_count).cast("long")
         blocks = (
             drawn.groupBy(block.alias("block"))
             .agg(F.sum("in_period").alias("purchases"))
@@ -770,15 +782,20 @@ def buyers(
     before = blocks["purchases"].cumsum() - blocks["purchases"]
     last_block = int(np.searchsorted(blocks["purchases"].cumsum().to_numpy(), rows))
     needed = rows - int(before.iloc[last_block])
-    last = (
-        drawn.where(block == int(blocks["block"].iloc[last_block]))
-        .select("buyer_index", "in_period")
-        .toPandas()
-        .sort_values("buyer_index")
+    # In the last block, the first buyer whose purchases, with the block's earlier buyers',
+    # reach what the period still needs.
+    so_far = F.sum("in_period").over(Window.partitionBy("block").orderBy("buyer_index"))
+    cut_row = (
+        drawn.withColumn("block", block)
+        .where(F.col("block") == int(blocks["block"].iloc[last_block]))
+        .withColumn("so_far", so_far)
+        .where(F.col("so_far") >= needed)
+        .orderBy("buyer_index")
+        .select("buyer_index", (F.col("so_far") - F.col("in_period")).alias("before"))
+        .first()
     )
-    cut_at = int(np.searchsorted(last["in_period"].cumsum().to_numpy(), needed))
-    cut_buyer = int(last["buyer_index"].iloc[cut_at])
-    cut_keeps = needed - int(last["in_period"].iloc[:cut_at].sum())
+    cut_buyer = int(cut_row["buyer_index"])
+    cut_keeps = needed - int(cut_row["before"])
     written = cut_buyer + 1
     # The last buyer keeps as many purchases as the period still needs and stops there.
     cut = F.col("buyer_index") == cut_buyer
@@ -996,7 +1013,7 @@ def purchases_of(
         creation_second + F.floor(u("after_creation") * (86400 - creation_second % 86400)),
     ).otherwise(drawn_second)
 
-    partitions = max(spark.sparkContext.defaultParallelism, -(-sizes.rows // ROWS_PER_PARTITION))
+    partitions = _partitions(spark, sizes.rows)
     slots = _slots(catalogue, weights, seed, "")
     return (
         _paired(slots, world.purchases(after=False), seed, "", partitions)
@@ -1058,17 +1075,13 @@ def purchases_after(
             rate * (count / total_rate) + uniform(seed, "after:rounding", F.col("product_index"))
         ).cast("long"),
     )
-    surplus = count - shares.agg(F.sum("n")).first()[0]
-    largest = shares.orderBy(F.desc("n"), "product_index").select("product_index").first()[0]
     shares = (
-        shares.withColumn(
-            "n", F.col("n") + F.when(F.col("product_index") == largest, surplus).otherwise(0)
-        )
+        _summing_to(shares, count)
         .where(F.col("n") > 0)
         .withColumn("first_day", F.lit(0))
         .withColumn("cdf_before", F.lit(0.0))
     )
-    partitions = max(spark.sparkContext.defaultParallelism, -(-count // ROWS_PER_PARTITION))
+    partitions = _partitions(spark, count)
     slots = _slots(shares, after_weights, seed, "after:")
     month = F.date_format(F.date_add(F.lit(end + dt.timedelta(days=1)), F.col("day")), "yyyy-MM")
     return (
@@ -1096,6 +1109,10 @@ class Moments:
         got = rows.agg(F.mean("raw_value"), F.stddev_pop("raw_value"), F.min("raw_value")).first()
         return cls(float(got[0]), float(got[1] or 1.0), float(got[2]))
 
+    def relative(self, raw: Column) -> Column:
+        """A raw value in relative units: z - min(z) of the export's z-scores."""
+        return (raw - self.minimum) / self.std
+
 
 def standardised(rows: DataFrame, moments: Moments | None = None) -> DataFrame:
     """Rows with purchase_value = z-score of raw_value over all rows, as in the real export."""
@@ -1110,19 +1127,18 @@ def after_period_truth(after: DataFrame, moments: Moments, months_after: int) ->
     units the pipeline reports a generated log in."""
     monthly = (
         after.groupBy("month")
-        .agg(F.count(F.lit(1)).alias("purchases"), F.sum("raw_value").alias("raw"))
+        .agg(
+            F.count(F.lit(1)).alias("purchases"),
+            F.sum(moments.relative(F.col("raw_value"))).alias("value"),
+        )
         .toPandas()
         .sort_values("month")
     )
     return {
         "months_after": months_after,
-        "value_unit": "relative",
+        "value_unit": RELATIVE_UNIT,
         "months": [
-            {
-                "month": r.month,
-                "purchases": int(r.purchases),
-                "value": (float(r.raw) - r.purchases * moments.minimum) / moments.std,
-            }
+            {"month": r.month, "purchases": int(r.purchases), "value": float(r.value)}
             for r in monthly.itertuples()
         ],
         "note": "every product of the period stays on sale at its rate; no product is added",
@@ -1133,7 +1149,7 @@ def truth_buyers(world: Buyers, after: DataFrame, moments: Moments) -> DataFrame
     """Per written buyer: its purchases and their value (relative units) after the period,
     and whether it was still active at the period's end."""
     spent = after.groupBy("buyer_index").agg(
-        F.sum((F.col("raw_value") - moments.minimum) / moments.std).alias("value_after")
+        F.sum(moments.relative(F.col("raw_value"))).alias("value_after")
     )
     return (
         world.table.where("written")
