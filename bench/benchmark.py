@@ -115,12 +115,11 @@ table = q1.producer_table(purchases).cache()
 p95 = q1.p95_units(table)
 table.agg(F.sum(F.when(F.col("units") > p95, F.col("revenue"))) / F.sum("revenue")).first()
 table.unpersist()
+first_day, last_day = (config.period.start, config.period.end)
 for result in (
-    trends.monthly_revenue(purchases),
+    trends.monthly_revenue(purchases, first_day, last_day),
     rfm.buyer_rfm(purchases, rfm.reference_day(purchases)),
-    products.product_table(
-        purchases, (config.period.start, config.period.end), config.drivers.early_sales
-    ),
+    products.product_table(purchases, (first_day, last_day), config.drivers.early_sales),
 ):
     result.write.format("noop").mode("overwrite").save()
 print(json.dumps({"seconds": time.time() - started}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,3 +45,13 @@ def test_targets_missed_at_their_bounds() -> None:
 
 def test_a_size_alone_measures_only_its_own_targets() -> None:
     assert benchmark.verdicts([result(100_000_000, 5583.7, None)]) == []
+
+
+def test_the_spark_core_script_runs_on_a_clean_table(small_run, capsys, monkeypatch) -> None:
+    """The script the benchmark submits runs the package's own transforms: a change of
+    their signatures must show here, not at the next benchmark."""
+    clean = small_run.out / "clean"
+    monkeypatch.setattr("sys.argv", ["spark_core.py", str(clean)])
+    exec(compile(benchmark.SPARK_CORE, "spark_core.py", "exec"), {"__name__": "__main__"})
+    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    assert json.loads(printed)["seconds"] > 0
