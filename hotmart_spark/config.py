@@ -39,7 +39,7 @@ MINIMUMS: dict[str, tuple[int, str]] = {
     "drivers.permutation_max_products": (10, ""),
     "forecast.horizon_months": (1, ""),
     "forecast.max_origins": (1, ""),
-    "forecast.simulations": (100, "interval ends are path quantiles"),
+    "forecast.origin_step_days": (1, ""),
     "forecast.min_seasonal_days": (14, "two weekly cycles"),
     "generator.rows": (1, ""),
     "generator.files": (1, ""),
@@ -137,9 +137,8 @@ class DriversConfig:
 @dataclass(frozen=True)
 class ForecastConfig:
     horizon_months: int
+    origin_step_days: int
     max_origins: int
-    simulations: int
-    seed: int
     min_seasonal_days: int
     flag_quarantined_share: float
 

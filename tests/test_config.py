@@ -72,7 +72,10 @@ def test_config_is_frozen() -> None:
         ("jdbc.num_partitions=0", "config key 'jdbc.num_partitions' must be at least 1"),
         ("drivers.model=xgboost", "config key 'drivers.model' must be one of gbt, random_forest"),
         ("drivers.holdout_share=1.0", "config key 'drivers.holdout_share' must be between 0 and 1"),
-        ("forecast.simulations=10", "config key 'forecast.simulations' must be at least 100"),
+        (
+            "forecast.origin_step_days=0",
+            "config key 'forecast.origin_step_days' must be at least 1",
+        ),
         (
             "forecast.min_seasonal_days=7",
             "config key 'forecast.min_seasonal_days' must be at least 14",

@@ -201,8 +201,15 @@ def test_forecast(spark: SparkSession, small_run: SmallRun) -> None:
     insights = json.loads((out / "report" / "insights.json").read_text())["forecast"]
     assert insights["last_complete_month"] == "2016-06"
     assert [m["month"] for m in insights["months"]] == ["2016-07", "2016-08", "2016-09"]
-    assert insights["backtest_origins"] == ["2016-01", "2016-02", "2016-03"]
-    assert {r["model"] for r in insights["backtest"]} >= {"naive_last_month", "sarimax_weekly"}
+    # Every week back from 31 May (June is the last backtest month) to the 28th day.
+    assert len(insights["backtest_origins"]) == 18
+    assert insights["backtest_origins"][-1] == "2016-05-31"
+    assert insights["first_scored_origin"] == "2016-04-05"
+    assert {r["model"] for r in insights["backtest"]} >= {"naive_last_month", "sarimax_level"}
+    total = insights["total"]
+    months_sum = sum(m["value"] for m in insights["months"])
+    assert total["mean"] == pytest.approx(months_sum)
+    assert 0 <= total["lo95"] <= total["lo80"] <= total["hi80"] <= total["hi95"]
     monthly = spark.read.parquet(str(out / "marts" / "forecast_monthly")).orderBy("month")
     actual = [r["value"] for r in monthly.where("kind = 'actual'").collect()]
     expected = [
@@ -219,11 +226,12 @@ def test_forecast(spark: SparkSession, small_run: SmallRun) -> None:
     assert daily.where("actual IS NOT NULL").count() == 182
     assert daily.where("forecast IS NOT NULL").count() == 31 + 31 + 30
     backtest = read(spark, out, "forecast_backtest")
-    assert sorted(r["model"] for r in backtest.where("horizon = 'all'").collect()) == sorted(
+    scored = backtest.where(f"horizon = 'all' AND half = '{insights['backtest_half']}'")
+    assert sorted(r["model"] for r in scored.collect()) == sorted(
         r["model"] for r in insights["backtest"]
     )
-    chosen = backtest.where("chosen").select("model", "horizon").collect()
-    assert sorted(chosen) == [(forecast["model"], h) for h in ("1", "2", "3", "all")]
+    chosen = backtest.where("chosen AND half = 'selection'").select("model", "horizon").collect()
+    assert sorted(chosen) == [(forecast["model"], h) for h in ("1", "2", "3", "all", "total")]
     errors = read(spark, out, "forecast_backtest_errors")
     origins = sorted(r["origin"] for r in errors.select("origin").distinct().collect())
     assert origins == insights["backtest_origins"]

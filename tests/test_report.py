@@ -116,7 +116,9 @@ def test_insight_numbers_equal_the_marts(spark: SparkSession, small_run: SmallRu
     for row, (_, expected) in zip(found["forecast"]["months"], ahead.iterrows(), strict=True):
         for key in ("value", "lo80", "hi80", "lo95", "hi95"):
             assert row[key] == pytest.approx(expected[key]), key
-    backtest = mart(spark, small_run, "forecast_backtest").query("horizon == 'all'")
+    backtest = mart(spark, small_run, "forecast_backtest").query(
+        f"horizon == 'all' and half == '{found['forecast']['backtest_half']}'"
+    )
     for row in found["forecast"]["backtest"]:
         expected = backtest.set_index("model").loc[row["model"]]
         assert (row["mae"], row["mape"]) == (
@@ -324,7 +326,8 @@ def test_planted_months_set_against_the_forecast() -> None:
             {"month": "2016-07", "value": 110.0, "lo95": 95.0, "hi95": 130.0},
             {"month": "2016-08", "value": 112.0, "lo95": 95.0, "hi95": 135.0},
             {"month": "2016-09", "value": 115.0, "lo95": 94.0, "hi95": 140.0},
-        ]
+        ],
+        "total": {"months": 3, "mean": 337.0, "lo95": 300.0, "hi95": 380.0},
     }
     run = {"planted": truth, "value_unit": RELATIVE_UNIT}
     section = story.planted(run, drivers, forecast)
@@ -343,6 +346,15 @@ def test_planted_months_set_against_the_forecast() -> None:
         ],
     ]
     assert "Missed: value in August 2016" in section["answer"]
+    # September was not simulated: no total to set against the forecast's.
+    forecast["months"] = forecast["months"][:2]
+    forecast["total"] = {"months": 2, "mean": 222.0, "lo95": 200.0, "hi95": 250.0}
+    assert story.planted(run, drivers, forecast)["rows"][-1] == [
+        "value of the forecast months together (simulated past the period)",
+        "210",
+        "222 (200 to 250)",
+        "yes",
+    ]
     # Converted to a currency, the run's values are no longer in the simulated months' unit.
     in_currency = story.planted({"planted": truth, "value_unit": "BRL"}, drivers, forecast)
     assert len(in_currency["rows"]) == 1

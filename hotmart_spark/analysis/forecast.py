@@ -1,13 +1,17 @@
 """Revenue forecast (Q5): naive baselines and statsmodels models on the daily series, in months.
 
 Everything here works on the small daily series (one row per day) in pandas; the job collects it
-from marts/daily_revenue. Daily forecasts are summed to calendar months path by path, so the
-monthly intervals are quantiles of simulated monthly totals, not sums of daily interval ends.
+from marts/daily_revenue. Every model forecasts days; months are sums of days. The backtest
+forecasts from an origin every week: the first half of the origins chooses the model and
+calibrates its intervals, the second half measures its error and the intervals' coverage.
+Intervals are conformal: multiples of the forecast, from the log ratios of actual to forecast
+in the backtest, so they are never below zero and hold as often as they held there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -15,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import t as student_t
 from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 from statsmodels.tsa.statespace.sarimax import SARIMAX
 from statsmodels.tsa.statespace.structural import UnobservedComponents
@@ -25,30 +28,39 @@ from hotmart_spark.config import ForecastConfig
 from hotmart_spark.errors import NotEnoughData, UserError
 
 WEEK = 7
+# A backtest month: the windows after an origin are this many days each, so that every origin
+# scores windows of one length; the forecast itself is of calendar months.
+WINDOW_DAYS = 30
+# Same weekday a year before.
+YEAR_DAYS = 364
+# Yearly seasonality is modelled once the series holds two whole years of it.
+YEARLY_MIN_DAYS = 2 * 365
+TOTAL = "total"
 # Spark types of the backtest tables, which are empty when there is no origin to backtest from.
 ERRORS_SCHEMA = (
-    "model string, origin string, month string, horizon long, actual double, "
-    "forecast double, lo95 double, lo80 double, hi80 double, hi95 double"
+    "model string, origin string, half string, horizon string, first_day string, "
+    "last_day string, actual double, forecast double, lo95 double, lo80 double, hi80 double, "
+    "hi95 double"
 )
 BACKTEST_SCHEMA = (
-    "model string, horizon string, n long, mape double, mae double, mase double, "
+    "model string, horizon string, half string, n long, mape double, mae double, "
     "coverage80 double, coverage95 double, chosen boolean"
 )
+SELECTION, EVALUATION = "selection", "evaluation"
 # What a model raises on data it cannot take (non-positive days, singular matrices); such a model
 # is left out with a note instead of failing the run.
 FIT_ERRORS = (ValueError, np.linalg.LinAlgError)
-# Interval ends as quantiles of the simulated totals: 80% and 95% central intervals.
-QUANTILES = {"lo95": 0.025, "lo80": 0.10, "hi80": 0.90, "hi95": 0.975}
-INTERVAL_COLUMNS = list(QUANTILES)
-# (order, seasonal order, trend): the small grid SARIMAX orders are chosen from by AIC.
+# Central interval levels and the columns of their ends.
+LEVELS = {"80": 0.80, "95": 0.95}
+INTERVAL_COLUMNS = ["lo95", "lo80", "hi80", "hi95"]
 # lbfgs iterations per SARIMAX fit: the default 50 often stops short of convergence on daily data.
 SARIMAX_MAXITER = 200
-SARIMAX_GRID = [
-    ((1, 0, 0), (1, 0, 1, WEEK), "c"),
-    ((1, 0, 1), (1, 0, 1, WEEK), "c"),
-    ((0, 1, 1), (0, 1, 1, WEEK), "n"),
-    ((1, 1, 1), (0, 1, 1, WEEK), "n"),
-]
+# One SARIMAX per order of differencing: AIC does not compare models whose data differ by a
+# difference, so the backtest chooses between the two, as between every other candidate.
+SARIMAX_ORDERS = {
+    "sarimax_level": ((1, 0, 1), (1, 0, 1, WEEK), "c"),
+    "sarimax_differenced": ((0, 1, 1), (0, 1, 1, WEEK), "n"),
+}
 
 
 @dataclass(frozen=True)
@@ -69,15 +81,52 @@ class DailySeries:
 
 
 @dataclass(frozen=True)
+class Fit:
+    """One model fitted on a training series: its mean for each day after it."""
+
+    mean: np.ndarray
+    fitted: pd.Series | None  # one-step in-sample fitted values (None for the baselines)
+    spec: str
+    aic: float  # NaN for the naive baselines, which have no likelihood
+    converged: bool = True  # False when an optimiser of the fit stopped short (statsmodels)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Interval ends as multiples of the forecast, from backtest log ratios of actual to
+    forecast: per horizon a centre and a scale (median and median absolute deviation), and
+    one quantile of the scaled deviations pooled over the horizons per level."""
+
+    centre: dict[str, float]
+    scale: dict[str, float]
+    quantile: dict[str, float]  # per level; inf when the cells are too few for it
+    cells: int
+
+    def point(self, horizon: str, forecast: float) -> float:
+        """The forecast times its median backtest ratio: the centre of its interval."""
+        return max(forecast, 0.0) * math.exp(self.centre[horizon])
+
+    def interval(self, horizon: str, forecast: float) -> dict[str, float]:
+        ends = {}
+        m, s = self.centre[horizon], self.scale[horizon]
+        with np.errstate(over="ignore"):
+            for level, q in self.quantile.items():
+                ends[f"lo{level}"] = max(forecast, 0.0) * float(np.exp(m - q * s))
+                ends[f"hi{level}"] = max(forecast, 0.0) * float(np.exp(m + q * s))
+        return ends
+
+
+@dataclass(frozen=True)
 class ModelForecast:
     """One model's forecast over whole calendar months, with its in-sample fit."""
 
     monthly: pd.DataFrame  # index: months; columns mean and INTERVAL_COLUMNS
-    daily: pd.DataFrame | None  # index: days; the same columns (None for monthly baselines)
-    fitted: pd.Series | None  # one-step in-sample fitted values
+    total: dict[str, float]  # the months' sum: mean and INTERVAL_COLUMNS
+    daily: pd.Series  # index: days ahead; the daily mean
+    fitted: pd.Series | None
     spec: str
-    aic: float  # NaN for the naive baselines, which have no likelihood
-    converged: bool = True  # False when an optimiser of the fit stopped short (statsmodels)
+    aic: float
+    converged: bool
 
 
 @dataclass(frozen=True)
@@ -85,9 +134,12 @@ class ForecastResult:
     series: DailySeries
     chosen: str
     forecasts: dict[str, ModelForecast]  # every model that fitted, on the whole series
-    errors: pd.DataFrame  # backtest: one row per model, origin and scored month
-    backtest: pd.DataFrame  # errors summarised per model and horizon (and "all")
+    errors: pd.DataFrame  # backtest: one row per model, origin and scored window
+    backtest: pd.DataFrame  # errors summarised per model, horizon and half
     models: pd.DataFrame  # every candidate: kind, spec, status, note
+    origins: list[dt.date]
+    split: dt.date | None  # the first evaluation origin (None: too few origins to split)
+    yearly: bool
     notes: list[str]
     fit_seconds: float
 
@@ -141,96 +193,50 @@ def daily_series(days: pd.Series, values: pd.Series) -> DailySeries:
     return DailySeries(series, months, zero_days, unused)
 
 
-def _intervals(mean: np.ndarray, draws: np.ndarray) -> pd.DataFrame:
-    """mean plus quantile interval ends; draws has one row per period, one column per path."""
-    frame = pd.DataFrame({"mean": mean})
-    for name, q in QUANTILES.items():
-        frame[name] = np.quantile(draws, q, axis=1)
-    return frame
-
-
-def path_summaries(
-    mean: np.ndarray, paths: np.ndarray, days: pd.DatetimeIndex, months: pd.PeriodIndex
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Monthly and daily forecast tables from a daily mean and simulated daily paths."""
-    daily = _intervals(mean, paths).set_index(days)
-    month_of_day = days.to_period("M")
-    monthly_mean = pd.Series(mean, index=days).groupby(month_of_day).sum()
-    monthly_paths = pd.DataFrame(paths, index=days).groupby(month_of_day).sum()
-    monthly = _intervals(monthly_mean.to_numpy(), monthly_paths.to_numpy()).set_index(
-        monthly_mean.index
-    )
-    return monthly.loc[months], daily
-
-
 def _days_ahead(train: pd.Series, months: pd.PeriodIndex) -> pd.DatetimeIndex:
-    """The days a daily model forecasts: those of the months ahead after the training series."""
+    """The days a forecast covers: those of the months ahead after the training series."""
     days = month_days(months)
     return days[days > train.index[-1]]
 
 
-def _student_monthly(
-    point: float, sds: np.ndarray, df: int, months: pd.PeriodIndex
-) -> pd.DataFrame:
-    """Interval ends from Student's t with `df` degrees of freedom: the baselines' sd is estimated
-    from a handful of months, and normal quantiles then make intervals too narrow (the 80%
-    interval of the mean of three months covered 3 of 9 backtest months on the generated data)."""
-    frame = pd.DataFrame({"mean": np.full(len(months), point)}, index=months)
-    for name, q in QUANTILES.items():
-        frame[name] = point + student_t.ppf(q, df) * sds
-    return frame
+# A model takes the training series and the number of days ahead and returns its fit.
+Model = Callable[[pd.Series, int], Fit]
 
 
-# A model takes the training series, the forecast months, a random generator and the number of
-# simulated paths, and returns its forecast over those months.
-Model = Callable[[pd.Series, pd.PeriodIndex, np.random.Generator, int], ModelForecast]
+def _daily_mean_of_last(days: int, name: str) -> Model:
+    def model(train: pd.Series, steps: int) -> Fit:
+        recent = train.to_numpy()[-days:]
+        return Fit(np.full(steps, recent.mean()), None, name, np.nan)
+
+    return model
 
 
-def naive_last_month(
-    train: pd.Series, months: pd.PeriodIndex, rng: np.random.Generator, simulations: int
-) -> ModelForecast:
-    """Each month equals the last complete month; random-walk intervals from monthly changes."""
-    totals = complete_month_totals(train).to_numpy()
-    changes = np.diff(totals)
-    sigma = float(np.sqrt(np.mean(changes**2))) if len(changes) else np.nan
-    steps = np.arange(1, len(months) + 1)
-    monthly = _student_monthly(float(totals[-1]), sigma * np.sqrt(steps), len(changes), months)
-    return ModelForecast(monthly, None, None, "last complete month repeated", np.nan)
+# Per day, so a 31-day month after a 29-day one is not forecast as the 29 days' total.
+naive_last_month = _daily_mean_of_last(WINDOW_DAYS, "daily mean of the last 30 days")
+naive_mean_3_months = _daily_mean_of_last(3 * WINDOW_DAYS, "daily mean of the last 90 days")
 
 
-def naive_mean_3_months(
-    train: pd.Series, months: pd.PeriodIndex, rng: np.random.Generator, simulations: int
-) -> ModelForecast:
-    """Each month equals the mean of the last three complete months (fewer when there are not three)."""
-    recent = complete_month_totals(train).to_numpy()[-3:]
-    sigma = float(np.std(recent, ddof=1)) if len(recent) > 1 else np.nan
-    sd = sigma * np.sqrt(1 + 1 / len(recent))
-    monthly = _student_monthly(
-        float(recent.mean()), np.full(len(months), sd), len(recent) - 1, months
-    )
-    return ModelForecast(monthly, None, None, f"mean of the last {len(recent)} months", np.nan)
+def seasonal_naive_weekly(train: pd.Series, steps: int) -> Fit:
+    """Each day equals the same weekday of the last week."""
+    mean = np.resize(train.to_numpy()[-WEEK:], steps)
+    return Fit(mean, train.shift(WEEK), "same weekday of the last week", np.nan)
 
 
-def seasonal_naive_weekly(
-    train: pd.Series, months: pd.PeriodIndex, rng: np.random.Generator, simulations: int
-) -> ModelForecast:
-    """Each day equals the same weekday of the last week; paths add bootstrapped weekly changes."""
-    days = _days_ahead(train, months)
+class TooShort(ValueError):
+    """The training series of one backtest origin is too short for the model: that origin
+    is skipped for it, the model is not left out."""
+
+
+def seasonal_naive_yearly(train: pd.Series, steps: int) -> Fit:
+    """Each day equals the same weekday a year before, times the growth of the last 90 days
+    over the same 90 days a year before."""
     y = train.to_numpy()
-    steps = len(days)
-    last_week = y[-WEEK:]
-    mean = np.resize(last_week, steps)
-    # Centred so the paths spread around the point forecast instead of drifting with the sample.
-    changes = y[WEEK:] - y[:-WEEK]
-    changes = changes - changes.mean()
-    shocks = rng.choice(changes, size=(steps, simulations), replace=True)
-    paths = np.empty((steps, simulations))
-    for step in range(steps):
-        before = last_week[step] if step < WEEK else paths[step - WEEK]
-        paths[step] = before + shocks[step]
-    monthly, daily = path_summaries(mean, paths, days, months)
-    fitted = train.shift(WEEK)
-    return ModelForecast(monthly, daily, fitted, "same weekday of the last week", np.nan)
+    recent = 3 * WINDOW_DAYS
+    if len(y) < YEAR_DAYS + recent:
+        raise TooShort(f"a yearly baseline needs {YEAR_DAYS + recent} days of training")
+    growth = y[-recent:].sum() / y[-YEAR_DAYS - recent : -YEAR_DAYS].sum()
+    year_before = np.resize(y[len(y) - YEAR_DAYS :], steps)
+    return Fit(year_before * growth, None, "same weekday a year before, times its growth", np.nan)
 
 
 def _converged(result) -> bool:
@@ -241,22 +247,14 @@ def _converged(result) -> bool:
     return bool((result.mle_retvals or {}).get("converged", True))
 
 
-def _simulated(
-    result, train: pd.Series, months: pd.PeriodIndex, rng: np.random.Generator, simulations: int
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
-    days = _days_ahead(train, months)
-    steps = len(days)
-    mean = np.asarray(result.forecast(steps))
-    paths = np.asarray(result.simulate(steps, anchor="end", repetitions=simulations, rng=rng))
-    monthly, daily = path_summaries(mean, paths.reshape(steps, simulations), days, months)
+def _statistical_fit(result, train: pd.Series, steps: int, spec: str) -> Fit:
     fitted = pd.Series(np.asarray(result.fittedvalues), index=train.index)
-    return monthly, daily, fitted
+    mean = np.asarray(result.forecast(steps))
+    return Fit(mean, fitted, spec, float(result.aic), _converged(result))
 
 
 def _ets(error: str, seasonal: str) -> Model:
-    def model(
-        train: pd.Series, months: pd.PeriodIndex, rng: np.random.Generator, simulations: int
-    ) -> ModelForecast:
+    def model(train: pd.Series, steps: int) -> Fit:
         if seasonal == "mul" and (train <= 0).any():
             raise ValueError("multiplicative seasonality needs every day above 0")
         result = ETSModel(
@@ -267,51 +265,36 @@ def _ets(error: str, seasonal: str) -> Model:
             seasonal=seasonal,
             seasonal_periods=WEEK,
         ).fit(disp=False)
-        monthly, daily, fitted = _simulated(result, train, months, rng, simulations)
         spec = f"ETS({error[0].upper()},Ad,{seasonal[0].upper()}) weekly"
-        return ModelForecast(monthly, daily, fitted, spec, float(result.aic), _converged(result))
+        return _statistical_fit(result, train, steps, spec)
 
     return model
 
 
-def sarimax_weekly(
-    train: pd.Series, months: pd.PeriodIndex, rng: np.random.Generator, simulations: int
-) -> ModelForecast:
-    """SARIMAX with a weekly season; the orders with the lowest AIC on the training data."""
-    fits = []
-    for order, seasonal_order, trend in SARIMAX_GRID:
-        fits.append(
-            (
-                SARIMAX(
-                    train.to_numpy(), order=order, seasonal_order=seasonal_order, trend=trend
-                ).fit(disp=False, maxiter=SARIMAX_MAXITER),
-                order,
-                seasonal_order,
-            )
-        )
-    result, order, seasonal_order = min(fits, key=lambda fit: fit[0].aic)
-    monthly, daily, fitted = _simulated(result, train, months, rng, simulations)
-    spec = f"SARIMAX{order}x{seasonal_order[:3]}{WEEK}, lowest AIC of {len(SARIMAX_GRID)}"
-    converged = all(_converged(fit) for fit, _, _ in fits)
-    return ModelForecast(monthly, daily, fitted, spec, float(result.aic), converged)
+def _sarimax(name: str) -> Model:
+    order, seasonal_order, trend = SARIMAX_ORDERS[name]
+
+    def model(train: pd.Series, steps: int) -> Fit:
+        result = SARIMAX(
+            train.to_numpy(), order=order, seasonal_order=seasonal_order, trend=trend
+        ).fit(disp=False, maxiter=SARIMAX_MAXITER)
+        spec = f"SARIMAX{order}x{seasonal_order[:3]}{WEEK}"
+        return _statistical_fit(result, train, steps, spec)
+
+    return model
 
 
-def unobserved_components(
-    train: pd.Series, months: pd.PeriodIndex, rng: np.random.Generator, simulations: int
-) -> ModelForecast:
-    """Local linear trend plus a weekly seasonal: few parameters, suited to short series."""
-    result = UnobservedComponents(train.to_numpy(), level="local linear trend", seasonal=WEEK).fit(
-        disp=False
-    )
-    monthly, daily, fitted = _simulated(result, train, months, rng, simulations)
-    return ModelForecast(
-        monthly,
-        daily,
-        fitted,
-        "local linear trend + weekly seasonal",
-        float(result.aic),
-        _converged(result),
-    )
+def _unobserved_components(yearly: bool) -> Model:
+    def model(train: pd.Series, steps: int) -> Fit:
+        # Two harmonics of the year: a smooth yearly shape, few parameters.
+        year = [{"period": 365.25, "harmonics": 2}] if yearly else None
+        result = UnobservedComponents(
+            train.to_numpy(), level="local linear trend", seasonal=WEEK, freq_seasonal=year
+        ).fit(disp=False)
+        spec = "local linear trend + weekly seasonal" + (" + yearly cycle" if yearly else "")
+        return _statistical_fit(result, train, steps, spec)
+
+    return model
 
 
 BASELINES: dict[str, Model] = {
@@ -322,175 +305,308 @@ BASELINES: dict[str, Model] = {
 STATISTICAL: dict[str, Model] = {
     "ets_additive": _ets("add", "add"),
     "ets_multiplicative": _ets("mul", "mul"),
-    "sarimax_weekly": sarimax_weekly,
-    "unobserved_components": unobserved_components,
+    **{name: _sarimax(name) for name in SARIMAX_ORDERS},
+    "unobserved_components": _unobserved_components(yearly=False),
 }
 
 
-def backtest_origins(months: pd.PeriodIndex, horizon: int, max_origins: int) -> list[pd.Period]:
-    """Month ends to forecast from: those with the whole horizon after them, or else every month
-    with at least one month after it; the latest `max_origins` of them."""
-    candidates = list(months[:-1])
-    full = [m for m in candidates if m + horizon <= months[-1]]
-    return (full or candidates)[-max_origins:]
+def candidates(days: int, min_seasonal_days: int) -> dict[str, Model]:
+    """The models a series of `days` days gets: the baselines; the statistical models from
+    min_seasonal_days; with two years, a yearly baseline and a yearly cycle in the
+    unobserved-components model."""
+    models = dict(BASELINES)
+    if days >= YEARLY_MIN_DAYS:
+        models["seasonal_naive_yearly"] = seasonal_naive_yearly
+    if days >= min_seasonal_days:
+        models.update(STATISTICAL)
+        if days >= YEARLY_MIN_DAYS:
+            models["unobserved_components"] = _unobserved_components(yearly=True)
+    return models
 
 
-def _fit(
-    name: str,
-    model: Model,
-    train: pd.Series,
-    months: pd.PeriodIndex,
-    settings: ForecastConfig,
-    warned: dict[str, int],
-) -> ModelForecast:
-    rng = np.random.default_rng(settings.seed)
+def backtest_origins(
+    days: pd.DatetimeIndex, step_days: int, min_train_days: int, max_origins: int
+) -> list[pd.Timestamp]:
+    """Days to forecast from, oldest first: every `step_days` back from the last day with a
+    whole backtest month after it, while at least `min_train_days` days train; the latest
+    `max_origins`."""
+    last = len(days) - WINDOW_DAYS - 1
+    positions = range(last, min_train_days - 2, -step_days)
+    return sorted(days[p] for p in list(positions)[:max_origins])
+
+
+def _fit(name: str, model: Model, train: pd.Series, steps: int, warned: dict[str, int]) -> Fit:
     # What the warnings say is in the fits (`converged`) and the notes; in the log they would
     # only repeat it.
     with warning_filters.catch_warnings():
         warnings.simplefilter("ignore")
-        forecast = model(train, months, rng, settings.simulations)
-    if not forecast.converged:
+        fit = model(train, steps)
+    if not fit.converged:
         warned[name] = warned.get(name, 0) + 1
-    return forecast
+    return fit
 
 
 def _backtest_rows(
     name: str,
     model: Model,
-    series: DailySeries,
-    totals: pd.Series,
-    origins: list[pd.Period],
-    settings: ForecastConfig,
+    values: pd.Series,
+    origins: list[pd.Timestamp],
+    horizon: int,
+    split: pd.Timestamp | None,
     warned: dict[str, int],
 ) -> list[dict]:
-    """One row per origin and month after it that the data holds (`totals`, the series' complete
-    months): the actual and forecast total."""
+    """One row per origin and backtest month after it that the series holds, and one for the
+    sum of the `horizon` months when it holds them all."""
     rows = []
+    y = values.to_numpy()
     for origin in origins:
-        train = series.values[: origin.end_time.normalize()]
-        ahead = horizon_months(origin, settings.horizon_months)
-        forecast = _fit(name, model, train, ahead, settings, warned)
-        for step, month in enumerate(ahead, start=1):
-            if month in totals.index:
-                row = forecast.monthly.loc[month]
-                rows.append(
-                    {
-                        "model": name,
-                        "origin": str(origin),
-                        "month": str(month),
-                        "horizon": step,
-                        "actual": float(totals[month]),
-                        "forecast": float(row["mean"]),
-                        **{c: float(row[c]) for c in INTERVAL_COLUMNS},
-                    }
-                )
+        train = values[:origin]
+        end = len(train)
+        windows = min(horizon, (len(y) - end) // WINDOW_DAYS)
+        try:
+            fit = _fit(name, model, train, windows * WINDOW_DAYS, warned)
+        except TooShort:
+            continue
+        half = SELECTION if split is None or origin < split else EVALUATION
+        scored = []
+        for step in range(1, windows + 1):
+            lo, hi = (step - 1) * WINDOW_DAYS, step * WINDOW_DAYS
+            scored.append((str(step), lo, hi, y[end + lo : end + hi].sum(), fit.mean[lo:hi].sum()))
+        if windows == horizon:
+            hi = horizon * WINDOW_DAYS
+            scored.append((TOTAL, 0, hi, y[end : end + hi].sum(), fit.mean[:hi].sum()))
+        for label, lo, hi, actual, forecast in scored:
+            rows.append(
+                {
+                    "model": name,
+                    "origin": str(origin.date()),
+                    "half": half,
+                    "horizon": label,
+                    "first_day": str(values.index[end + lo].date()),
+                    "last_day": str(values.index[end + hi - 1].date()),
+                    "actual": float(actual),
+                    "forecast": float(forecast),
+                }
+            )
     return rows
 
 
-def backtest_scores(errors: pd.DataFrame, scale: float | None) -> pd.DataFrame:
-    """MAPE (%), MAE, MASE (MAE / `scale`) and interval coverage per model and horizon, and over
-    all horizons ("all")."""
-    columns = ["model", "horizon", "n", "mape", "mae", "mase", "coverage80", "coverage95"]
+def calibrate(cells: pd.DataFrame, horizons: list[str]) -> Calibration | None:
+    """Conformal interval multiples for `horizons` from backtest cells (actual, forecast,
+    horizon): per horizon, the median m and median absolute deviation s of r = log(actual /
+    forecast); the deviations |r - m| / s of every horizon pooled; per level, their
+    ceil((n + 1) level)-th smallest q (inf when that exceeds n, the finite-sample rule). The
+    interval is forecast x exp(m +- q s), never below zero. A horizon without two cells of
+    its own borrows the nearest shorter one's m and s (the total, the longest's)."""
+    usable = cells[(cells["actual"] > 0) & (cells["forecast"] > 0)]
+    if usable.empty:
+        return None
+    ratio = np.log(usable["actual"] / usable["forecast"])
+    by_horizon = dict(tuple(ratio.groupby(usable["horizon"])))
+    pooled_spread = float(np.median(np.abs(ratio - np.median(ratio)))) or 1e-12
+    centre: dict[str, float] = {}
+    scale: dict[str, float] = {}
+    borrowed: tuple[float, float] | None = None
+    for h in [*sorted(k for k in by_horizon if k != TOTAL), TOTAL, *horizons]:
+        if h in centre:
+            continue
+        r = by_horizon.get(h)
+        if r is not None and len(r) >= 2:
+            m = float(np.median(r))
+            borrowed = (m, float(np.median(np.abs(r - m))) or pooled_spread)
+        centre[h], scale[h] = borrowed or (float(np.median(ratio)), pooled_spread)
+    scores = np.sort(
+        np.concatenate([np.abs(r.to_numpy() - centre[h]) / scale[h] for h, r in by_horizon.items()])
+    )
+    n = len(scores)
+    quantile = {}
+    for level, coverage in LEVELS.items():
+        rank = math.ceil((n + 1) * coverage)
+        quantile[level] = float(scores[rank - 1]) if rank <= n else math.inf
+    return Calibration(centre, scale, quantile, n)
+
+
+def with_intervals(cells: pd.DataFrame, calibration: Calibration | None) -> pd.DataFrame:
+    """The cells with the interval ends a calibration gives their forecasts."""
+    cells = cells.copy()
+    for column in INTERVAL_COLUMNS:
+        cells[column] = np.nan
+    if calibration is None or cells.empty:
+        return cells
+    ends = [
+        calibration.interval(h, f) for h, f in zip(cells["horizon"], cells["forecast"], strict=True)
+    ]
+    for column in INTERVAL_COLUMNS:
+        cells[column] = [e[column] for e in ends]
+    return cells
+
+
+def sequential_intervals(cells: pd.DataFrame, horizons: list[str]) -> pd.DataFrame:
+    """One model's backtest cells with intervals as they could have been given at each origin:
+    calibrated on the cells whose windows had ended by that day, none after it (the earliest
+    origins, with too few such cells, get none)."""
+    dated = []
+    for origin, at_origin in cells.groupby("origin", sort=True):
+        known = cells[cells["last_day"] <= origin]
+        dated.append(with_intervals(at_origin, calibrate(known, horizons)))
+    return pd.concat(dated, ignore_index=True)
+
+
+def _coverage(cells: pd.DataFrame, level: str) -> float:
+    given = cells[cells[f"lo{level}"].notna()]
+    if given.empty:
+        return np.nan
+    return float(given["actual"].between(given[f"lo{level}"], given[f"hi{level}"]).mean())
+
+
+def backtest_scores(errors: pd.DataFrame) -> pd.DataFrame:
+    """MAPE (%), MAE and interval coverage per model, horizon and half; "all" is the three
+    backtest months together (not their total, which would count them twice)."""
+    columns = ["model", "horizon", "half", "n", "mape", "mae", "coverage80", "coverage95"]
     if errors.empty:
         return pd.DataFrame(columns=columns)
 
     def summary(cells: pd.DataFrame) -> pd.Series:
         abs_error = (cells["forecast"] - cells["actual"]).abs()
-        mae = abs_error.mean()
         return pd.Series(
             {
                 "n": len(cells),
                 "mape": 100 * (abs_error / cells["actual"].abs()).mean(),
-                "mae": mae,
-                "mase": mae / scale if scale else np.nan,
-                "coverage80": cells["actual"].between(cells["lo80"], cells["hi80"]).mean(),
-                "coverage95": cells["actual"].between(cells["lo95"], cells["hi95"]).mean(),
+                "mae": abs_error.mean(),
+                # Over the cells given an interval: the earliest origins had too few cells
+                # before them to calibrate one.
+                "coverage80": _coverage(cells, "80"),
+                "coverage95": _coverage(cells, "95"),
             }
         )
 
-    by_horizon = errors.groupby(["model", "horizon"]).apply(summary, include_groups=False)
-    by_horizon = by_horizon.reset_index()
-    by_horizon["horizon"] = by_horizon["horizon"].astype(str)
-    overall = errors.groupby("model").apply(summary, include_groups=False).reset_index()
-    overall["horizon"] = "all"
-    table = pd.concat([overall, by_horizon], ignore_index=True)
+    months = errors[errors["horizon"] != TOTAL]
+    by_horizon = errors.groupby(["model", "horizon", "half"]).apply(summary, include_groups=False)
+    overall = months.groupby(["model", "half"]).apply(summary, include_groups=False)
+    overall = overall.reset_index().assign(horizon="all")
+    table = pd.concat([overall, by_horizon.reset_index()], ignore_index=True)
     table["n"] = table["n"].astype(int)
     return table[columns]
 
 
+def _forecast_months(
+    fit: Fit, train: pd.Series, months: pd.PeriodIndex, calibration: Calibration | None
+) -> tuple[pd.DataFrame, dict[str, float], pd.Series]:
+    days = _days_ahead(train, months)
+    daily = pd.Series(np.maximum(fit.mean[: len(days)], 0.0), index=days)
+    means = daily.groupby(days.to_period("M")).sum().loc[months]
+    rows = []
+    # Reported: the model's sums times their median backtest ratio, the centre of the
+    # interval (a model that fell short of the actual months in the backtest is raised).
+    for step, (month, mean) in enumerate(means.items(), start=1):
+        ends = calibration.interval(str(step), mean) if calibration else {}
+        point = calibration.point(str(step), mean) if calibration else mean
+        rows.append(
+            {"month": month, "mean": point, **{c: ends.get(c, np.nan) for c in INTERVAL_COLUMNS}}
+        )
+    monthly = pd.DataFrame(rows).set_index("month")
+    # The total is the months' sum; its interval, from the backtest's own three-month sums.
+    total_ends = calibration.interval(TOTAL, float(means.sum())) if calibration else {}
+    total = {
+        "mean": float(monthly["mean"].sum()),
+        **{c: total_ends.get(c, np.nan) for c in INTERVAL_COLUMNS},
+    }
+    return monthly, total, daily
+
+
 def forecast_revenue(series: DailySeries, settings: ForecastConfig) -> ForecastResult:
-    """Backtest every model from month-end origins, choose by MAE, forecast the next months."""
+    """Backtest every model from weekly origins, choose on the earlier half by MAE, score on
+    the later half, calibrate intervals on backtest errors, forecast the next months."""
     started = time.time()
     notes: list[str] = []
-    candidates = dict(BASELINES)
-    status: dict[str, str] = dict.fromkeys(BASELINES, "ok")
-    if len(series.values) < settings.min_seasonal_days:
+    days = len(series.values)
+    models = candidates(days, settings.min_seasonal_days)
+    status: dict[str, str] = dict.fromkeys(models, "ok")
+    if days < settings.min_seasonal_days:
         notes.append(
-            f"the series has {len(series.values)} days, fewer than forecast.min_seasonal_days "
+            f"the series has {days} days, fewer than forecast.min_seasonal_days "
             f"({settings.min_seasonal_days}): seasonal models skipped, baselines only"
         )
         status.update(dict.fromkeys(STATISTICAL, "skipped: series too short"))
-    else:
-        candidates.update(STATISTICAL)
-        status.update(dict.fromkeys(STATISTICAL, "ok"))
-
-    origins = backtest_origins(series.months, settings.horizon_months, settings.max_origins)
-    if len(candidates) > len(BASELINES):
-        short = [
-            o
-            for o in origins
-            if (series.values.index <= o.end_time).sum() < settings.min_seasonal_days
-        ]
-        if short:
-            notes.append(
-                f"backtest origins {', '.join(map(str, short))} dropped: fewer than "
-                f"{settings.min_seasonal_days} days of training"
-            )
-            origins = [o for o in origins if o not in short]
-    totals = series.monthly_totals()
+    yearly = days >= YEARLY_MIN_DAYS
+    if not yearly:
+        notes.append(
+            f"the series spans {days} days, less than two years: yearly seasonality cannot "
+            "be seen, and a month of the coming year is forecast without it"
+        )
+    horizons = [str(h) for h in range(1, settings.horizon_months + 1)]
+    train_days = settings.min_seasonal_days if len(models) > len(BASELINES) else WINDOW_DAYS
+    origins = backtest_origins(
+        series.values.index, settings.origin_step_days, train_days, settings.max_origins
+    )
+    # Earlier origins choose and calibrate, later ones score: one half each.
+    split = origins[len(origins) // 2] if len(origins) >= 4 else None
+    if origins and split is None:
+        notes.append(
+            f"only {len(origins)} backtest origin(s): the model is chosen and scored on the "
+            "same months, so its error is not out of sample"
+        )
     warned: dict[str, int] = {}
     rows: list[dict] = []
-    for name, model in list(candidates.items()):
+    for name, model in list(models.items()):
         try:
-            rows.extend(_backtest_rows(name, model, series, totals, origins, settings, warned))
+            rows.extend(
+                _backtest_rows(
+                    name, model, series.values, origins, settings.horizon_months, split, warned
+                )
+            )
         except FIT_ERRORS as exc:
             status[name] = f"failed: {exc}"
             notes.append(f"{name} left out: {exc}")
-            del candidates[name]
-
-    ahead = horizon_months(series.last_complete_month, settings.horizon_months)
-    forecasts: dict[str, ModelForecast] = {}
-    for name, model in list(candidates.items()):
-        try:
-            forecasts[name] = _fit(name, model, series.values, ahead, settings, warned)
-        except FIT_ERRORS as exc:
-            status[name] = f"failed: {exc}"
-            notes.append(f"{name} left out: {exc}")
-    for name, fits in warned.items():
-        notes.append(f"{name}: the optimiser did not converge in {fits} fit(s)")
-
+            del models[name]
     errors = pd.DataFrame(
         rows,
-        columns=["model", "origin", "month", "horizon", "actual", "forecast", *INTERVAL_COLUMNS],
+        columns=[
+            "model", "origin", "half", "horizon", "first_day", "last_day", "actual", "forecast"
+        ],
+    )  # fmt: skip
+    errors = (
+        pd.concat(
+            [sequential_intervals(cells, horizons) for _, cells in errors.groupby("model")],
+            ignore_index=True,
+        )
+        if len(errors)
+        else with_intervals(errors, None)
     )
-    changes = np.abs(np.diff(totals.to_numpy()))
-    scale = float(changes.mean()) if len(changes) else None
-    backtest = backtest_scores(errors, scale)
-    overall = backtest[backtest["horizon"] == "all"].set_index("model")
-    ranked = [name for name in forecasts if name in overall.index]
+    backtest = backtest_scores(errors)
+    selection = backtest[(backtest["horizon"] == "all") & (backtest["half"] == SELECTION)]
+    mae = selection.set_index("model")["mae"]
+    ranked = [name for name in models if name in mae.index]
     if ranked:
         # Candidates are listed simplest first, so a tie goes to the simpler model.
-        chosen = min(ranked, key=lambda name: overall.loc[name, "mae"])
+        chosen = min(ranked, key=lambda name: mae[name])
     else:
         chosen = "naive_last_month"
-        notes.append(
-            "no month-end origin to backtest from: the last complete month is repeated, untested"
+        notes.append("no origin to backtest from: the last 30 days' mean is repeated, untested")
+
+    ahead = horizon_months(series.last_complete_month, settings.horizon_months)
+    steps = len(_days_ahead(series.values, ahead))
+    forecasts: dict[str, ModelForecast] = {}
+    for name, model in list(models.items()):
+        try:
+            fit = _fit(name, model, series.values, steps, warned)
+        except FIT_ERRORS as exc:
+            status[name] = f"failed: {exc}"
+            notes.append(f"{name} left out: {exc}")
+            continue
+        # The forecast's intervals use every origin: the later half only scored them.
+        calibration = calibrate(errors[errors["model"] == name], horizons)
+        monthly, total, daily = _forecast_months(fit, series.values, ahead, calibration)
+        forecasts[name] = ModelForecast(
+            monthly, total, daily, fit.fitted, fit.spec, fit.aic, fit.converged
         )
-    models = pd.DataFrame(
+    for name, fits in warned.items():
+        notes.append(f"{name}: the optimiser did not converge in {fits} fit(s)")
+    table = pd.DataFrame(
         [
             {
                 "model": name,
-                "kind": "baseline" if name in BASELINES else "statsmodels",
+                "kind": "baseline" if name in BASELINES or "naive" in name else "statsmodels",
                 "spec": forecasts[name].spec if name in forecasts else None,
                 "aic": forecasts[name].aic if name in forecasts else np.nan,
                 "status": status[name],
@@ -505,7 +621,10 @@ def forecast_revenue(series: DailySeries, settings: ForecastConfig) -> ForecastR
         forecasts=forecasts,
         errors=errors,
         backtest=backtest,
-        models=models,
+        models=table,
+        origins=[o.date() for o in origins],
+        split=None if split is None else split.date(),
+        yearly=yearly,
         notes=notes,
         fit_seconds=time.time() - started,
     )
@@ -528,46 +647,49 @@ def monthly_table(result: ForecastResult, platform_fee_rate: float) -> pd.DataFr
 
 
 def candidates_table(result: ForecastResult) -> pd.DataFrame:
-    """Every fitted model's monthly forecast over the horizon."""
+    """Every fitted model's monthly forecast over the horizon, and its total ("total")."""
     frames = []
     for name, forecast in result.forecasts.items():
         frame = forecast.monthly.rename(columns={"mean": "value"})
         frame.index = frame.index.astype(str)
+        total = pd.DataFrame([forecast.total], index=[TOTAL]).rename(columns={"mean": "value"})
+        frame = pd.concat([frame, total])
         frames.append(frame.rename_axis("month").reset_index().assign(model=name))
     return pd.concat(frames, ignore_index=True)[["model", "month", "value", *INTERVAL_COLUMNS]]
 
 
 def daily_table(result: ForecastResult, units: pd.Series) -> pd.DataFrame:
-    """Actual days with the chosen model's fit, then its forecast days, for the chart."""
+    """Actual days with the chosen model's fit, then its forecast days, for the chart. Days
+    have no interval: the intervals are calibrated on month totals."""
     chosen = result.forecasts[result.chosen]
     history = pd.DataFrame({"actual": result.series.values})
     history["units"] = units.reindex(history.index).fillna(0).astype("Int64")
-    # A monthly baseline has no daily fit: the column stays numeric, its values missing.
+    # A baseline of daily means has no in-sample fit: the column stays numeric, values missing.
     history["fitted"] = chosen.fitted if chosen.fitted is not None else np.nan
-    if chosen.daily is not None:
-        ahead = chosen.daily.rename(columns={"mean": "forecast"})
-    else:
-        # A monthly baseline has no daily shape: its month total is spread evenly over the days.
-        days = month_days(chosen.monthly.index)
-        per_day = (
-            chosen.monthly["mean"].reindex(days.to_period("M")).to_numpy() / days.days_in_month
-        )
-        ahead = pd.DataFrame({"forecast": per_day}, index=days)
+    ahead = chosen.daily.to_frame("forecast")
     table = pd.concat([history, ahead]).rename_axis("day").reset_index()
     table["day"] = table["day"].dt.date
-    return table.reindex(
-        columns=["day", "actual", "units", "fitted", "forecast", *INTERVAL_COLUMNS]
-    )
+    return table.reindex(columns=["day", "actual", "units", "fitted", "forecast"])
 
 
 def improvement_over_baselines(result: ForecastResult) -> dict[str, float]:
-    """1 - MAE(chosen) / MAE(baseline) over the whole backtest, per baseline (> 0: better)."""
-    overall = result.backtest[result.backtest["horizon"] == "all"].set_index("model")
-    if result.chosen not in overall.index:
+    """1 - MAE(chosen) / MAE(baseline) on the later half of the backtest, per baseline (> 0:
+    better)."""
+    scored = result.backtest[
+        (result.backtest["horizon"] == "all") & (result.backtest["half"] == scored_half(result))
+    ].set_index("model")
+    if result.chosen not in scored.index:
         return {}
-    chosen = overall.loc[result.chosen, "mae"]
+    chosen = scored.loc[result.chosen, "mae"]
     return {
-        name: float(1 - chosen / overall.loc[name, "mae"])
-        for name in BASELINES
-        if name in overall.index and overall.loc[name, "mae"] > 0
+        name: float(1 - chosen / scored.loc[name, "mae"])
+        for name in scored.index
+        if result.models.set_index("model").loc[name, "kind"] == "baseline"
+        and scored.loc[name, "mae"] > 0
     }
+
+
+def scored_half(result: ForecastResult) -> str:
+    """The half of the backtest the error is reported on: the later one, unless there were
+    too few origins to split them."""
+    return EVALUATION if result.split is not None else SELECTION

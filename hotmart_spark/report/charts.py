@@ -165,7 +165,7 @@ def monthly_forecast(
                 fontsize=8,
             )
         errors.set(
-            xlabel="backtest MAPE of monthly totals (%)",
+            xlabel="MAPE of 30-day totals, later backtest origins (%)",
             title="Backtest error (red: chosen; grey: naive)",
         )
         errors.grid(axis="y", visible=False)

@@ -77,3 +77,11 @@ def estimates_by_role(effects: pd.DataFrame) -> pd.DataFrame:
 def best_first(backtest: pd.DataFrame) -> pd.DataFrame:
     """The backtest's models by error (MAPE), the best first (ties by name)."""
     return backtest.sort_values(["mape", "model"]).reset_index(drop=True)
+
+
+def scored_backtest(backtest: pd.DataFrame) -> pd.DataFrame:
+    """Every model's error over all backtest months, on the half it is reported on: the later
+    origins, or the only half when there were too few origins to split."""
+    every_month = backtest[backtest["horizon"] == "all"]
+    later = every_month[every_month["half"] == "evaluation"]
+    return later if len(later) else every_month

@@ -110,9 +110,7 @@ def build_charts(
         "forecast": {
             "monthly_forecast": lambda: charts.monthly_forecast(
                 fed.in_month_order(marts["forecast_monthly"]),
-                fed.best_first(
-                    marts["forecast_backtest"][marts["forecast_backtest"]["horizon"] == "all"]
-                ),
+                fed.best_first(fed.scored_backtest(marts["forecast_backtest"])),
                 unit,
                 story.simulated_months(insights["run"]),
             ),
@@ -296,6 +294,7 @@ def _driver_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> 
 def _forecast_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> list[Table]:
     unit = insights["run"]["value_unit"]
     f = insights["forecast"]
+    total = f["total"]
     ahead = Table(
         f"Forecast ({unit}) by {f['model']}",
         ["month", "value", "80% interval", "95% interval", "platform revenue"],
@@ -303,24 +302,38 @@ def _forecast_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -
             [
                 m["month"],
                 amount(m["value"]),
-                f"{amount(m['lo80'])} to {amount(m['hi80'])}",
-                f"{amount(m['lo95'])} to {amount(m['hi95'])}",
+                story.interval(m["lo80"], m["hi80"]),
+                story.interval(m["lo95"], m["hi95"]),
                 amount(m["platform_revenue"]),
             ]
             for m in f["months"]
+        ]
+        + [
+            [
+                f"the {total['months']} months",
+                amount(total["mean"]),
+                story.interval(total["lo80"], total["hi80"]),
+                story.interval(total["lo95"], total["hi95"]),
+                amount(sum(m["platform_revenue"] for m in f["months"])),
+            ]
         ],
     )
+    scored = (
+        "later origins, unseen by the choice"
+        if f["backtest_half"] == "evaluation"
+        else ("the origins the model was chosen on")
+    )
     backtest = Table(
-        "Backtest over all scored months (MASE below 1: better than a month-to-month change)",
-        ["model", "months", "MAPE", "MAE", "MASE", "80% coverage"],
+        f"Backtest on the {scored}: error of 30-day months, and how often the intervals held",
+        ["model", "months", "MAPE", "MAE", "80% held", "95% held"],
         [
             [
                 r["model"] + (" (chosen)" if r["model"] == f["model"] else ""),
                 str(r["n"]),
                 f"{r['mape']:.1f}%",
                 amount(r["mae"]),
-                "" if r["mase"] is None else f"{r['mase']:.2f}",
-                pct(r["coverage80"], 0),
+                "" if r["coverage80"] is None else pct(r["coverage80"], 0),
+                "" if r["coverage95"] is None else pct(r["coverage95"], 0),
             ]
             for r in sorted(f["backtest"], key=lambda r: r["mae"])
         ],
@@ -343,7 +356,7 @@ def build_report(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> Re
         ),
         "segments": lambda: story.segments(insights["segments"]),
         "drivers": lambda: story.drivers(insights["drivers"]),
-        "forecast": lambda: story.forecast(insights["forecast"], marts["forecast_backtest"]),
+        "forecast": lambda: story.forecast(insights["forecast"]),
     }
     stories = {
         key: build()

@@ -12,7 +12,12 @@ from hotmart_spark.config import RELATIVE_UNIT
 from hotmart_spark.transforms.ranking import top_count
 
 WEEKDAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-NAIVE = ("naive_last_month", "naive_mean_3_months", "seasonal_naive_weekly")
+NAIVE = (
+    "naive_last_month",
+    "naive_mean_3_months",
+    "seasonal_naive_weekly",
+    "seasonal_naive_yearly",
+)
 
 
 def _unsigned_zero(x: float, digits: int) -> float:
@@ -403,46 +408,91 @@ def forecast_against_simulated(
             [
                 f"value in {month_name(m['month'])} (forecast; simulated past the period)",
                 amount(value),
-                f"{amount(m['value'])} ({amount(m['lo95'])} to {amount(m['hi95'])})",
-                "yes" if m["lo95"] <= value <= m["hi95"] else "no",
+                f"{amount(m['value'])} ({interval(m['lo95'], m['hi95'])})",
+                "yes" if m["lo95"] is not None and m["lo95"] <= value <= m["hi95"] else "no",
+            ]
+        )
+    total = forecast["total"]
+    if len(rows) == total["months"]:
+        value = sum(simulated[m["month"]] for m in forecast["months"])
+        rows.append(
+            [
+                "value of the forecast months together (simulated past the period)",
+                amount(value),
+                f"{amount(total['mean'])} ({interval(total['lo95'], total['hi95'])})",
+                "yes"
+                if total["lo95"] is not None and total["lo95"] <= value <= total["hi95"]
+                else "no",
             ]
         )
     return rows
 
 
-def forecast(f: dict[str, Any], backtest: pd.DataFrame) -> dict[str, Any]:
+def interval(low: float | None, high: float | None) -> str:
+    """An interval's ends, or why there are none."""
+    if low is None or high is None:
+        return "no interval (too few backtest months to calibrate one)"
+    return f"{amount(low)} to {amount(high)}"
+
+
+def forecast(f: dict[str, Any]) -> dict[str, Any]:
     """Q5: the next three months."""
     months = f["months"]
-    total = sum(m["value"] for m in months)
+    total = f["total"]
     platform = sum(m["platform_revenue"] for m in months)
-    first = months[0]
-    chosen = backtest[backtest["model"] == f["model"]].iloc[0] if len(backtest) else None
+    scored = {r["model"]: r for r in f["backtest"]}
+    chosen = scored.get(f["model"])
     answer = (
         f"{month_name(months[0]['month'])} to {month_name(months[-1]['month'])} should bring "
-        f"about {amount(total)} of value ({amount(platform)} platform revenue): "
+        f"about {amount(total['mean'])} of value ({amount(platform)} platform revenue), 95% "
+        f"interval {interval(total['lo95'], total['hi95'])}: "
         + ", ".join(f"{amount(m['value'])}" for m in months)
-        + f" a month ({month_name(first['month'])} 80% interval {amount(first['lo80'])} to "
-        f"{amount(first['hi80'])})."
+        + " a month."
     )
-    gains = f["improvement_over_baselines"]
+    later = f["backtest_half"] == "evaluation"
+    where = (
+        f"on the later backtest origins (from {f['first_scored_origin']}), which the choice "
+        "did not see"
+        if later
+        else "on the same origins it was chosen on (too few to split): not out of sample"
+    )
     if chosen is None:
         comparison = f"The model is {f['model']}, untested: {'; '.join(f['notes'])}."
-    elif f["model"] in NAIVE:
-        comparison = (
-            f"The chosen model is the naive baseline {f['model']}: no statistical model beat it in the "
-            f"backtest (its MAPE {chosen['mape']:.1f}% over {int(chosen['n'])} months)."
-        )
     else:
-        best = max((g for name, g in gains.items() if name != f["model"]), default=0.0)
+        baselines = f["improvement_over_baselines"]
+        worse = sorted(name for name, gain in baselines.items() if gain < 0)
         comparison = (
-            f"The chosen model, {f['model']}, had a backtest MAPE of {chosen['mape']:.1f}% over "
-            f"{int(chosen['n'])} months, {pct(best, 0)} less error than the best naive baseline."
+            f"{f['model']} was chosen by its error on the earlier backtest origins; {where} "
+            f"its error was {chosen['mape']:.1f}% of a month's value over {int(chosen['n'])} "
+            "backtest months"
         )
+        if f["model"] in NAIVE:
+            comparison += ": no statistical model beat this naive baseline."
+        elif worse:
+            comparison += (
+                f", worse than the naive {', '.join(worse)}: the choice did not hold up, and "
+                "a simpler forecast would have done as well."
+            )
+        else:
+            best = max(baselines.values(), default=0.0)
+            comparison += f", {pct(best, 0)} less error than the best naive baseline."
+        if chosen["coverage80"] is not None:
+            comparison += (
+                f" Its 80% intervals held in {pct(chosen['coverage80'], 0)} of those months "
+                f"and its 95% intervals in {pct(chosen['coverage95'], 0)}."
+            )
     details = [
         comparison,
-        f"Backtest origins: {', '.join(f['backtest_origins'])}; the forecast starts after "
-        f"{month_name(f['last_complete_month'])}, the last complete month.",
+        f"{len(f['backtest_origins'])} backtest origins, one every {f['origin_step_days']} "
+        f"days from {f['backtest_origins'][0] if f['backtest_origins'] else '-'}; the "
+        f"forecast starts after {month_name(f['last_complete_month'])}, the last complete "
+        "month.",
     ]
+    if not f["yearly_seasonality"]:
+        details.append(
+            "The data spans less than two years, so a yearly pattern cannot be seen: the "
+            "forecast assumes the coming months behave like the recent ones."
+        )
     for day in f["flagged_days"]:
         rules = ", ".join(f"{n:,} {rule}" for rule, n in sorted(day["rows_by_rule"].items()))
         details.append(
@@ -510,7 +560,8 @@ def caveats(run: dict[str, Any], answered: set[str]) -> list[str]:
         )
     if "forecast" in answered:
         notes.append(
-            "Forecast intervals come from the models' own simulations; the backtest coverage "
-            "column shows how often they held in the past."
+            "Forecast intervals are conformal: multiples of the forecast set by how far actual "
+            "months fell from the model's backtest forecasts. They hold as often as they held "
+            "in the backtest only while the coming months vary as the past ones did."
         )
     return notes

@@ -73,7 +73,15 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     for name, (table, schema) in tables.items():
         write(spark.createDataFrame(table, schema), config, f"marts/{name}")
 
-    insights = forecast_insights(result, series, months, backtest, flagged, config.value.unit)
+    insights = forecast_insights(
+        result,
+        series,
+        months,
+        backtest,
+        flagged,
+        config.value.unit,
+        config.forecast.origin_step_days,
+    )
     publish_insights(config, "forecast", insights)
     record_in_manifest(
         config,
@@ -101,7 +109,19 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
             r["lo95"],
             r["hi95"],
         )
-    log.info("model %s chosen by backtest MAE; fitted in %.1f s", result.chosen, result.fit_seconds)
+    total = insights["total"]
+    log.info(
+        "next %d months together: %.0f (95%%: %.0f-%.0f)",
+        total["months"],
+        total["mean"],
+        total["lo95"],
+        total["hi95"],
+    )
+    log.info(
+        "model %s chosen by MAE on the earlier backtest origins; fitted in %.1f s",
+        result.chosen,
+        result.fit_seconds,
+    )
     for note in result.notes:
         log.info("note: %s", note)
     return insights
@@ -114,6 +134,7 @@ def forecast_insights(
     backtest: pd.DataFrame,
     flagged: list[Row],
     unit: str,
+    origin_step_days: int,
 ) -> dict[str, Any]:
     """Q5's headline numbers: the months ahead with their intervals, every model's backtest,
     and what the series left out or flagged."""
@@ -124,10 +145,18 @@ def forecast_insights(
         "model": result.chosen,
         "model_spec": result.forecasts[result.chosen].spec,
         "months": ahead.drop(columns=["kind", "model"]).to_dict("records"),
-        "backtest": backtest[backtest["horizon"] == "all"]
+        "total": {"months": len(ahead), **result.forecasts[result.chosen].total},
+        # Every model's error and coverage where it is out of sample for the choice.
+        "backtest": backtest[
+            (backtest["horizon"] == "all") & (backtest["half"] == fc.scored_half(result))
+        ]
         .drop(columns=["horizon", "chosen"])
         .to_dict("records"),
-        "backtest_origins": sorted(result.errors["origin"].unique().tolist()),
+        "backtest_half": fc.scored_half(result),
+        "backtest_origins": [str(o) for o in result.origins],
+        "first_scored_origin": None if result.split is None else str(result.split),
+        "origin_step_days": origin_step_days,
+        "yearly_seasonality": result.yearly,
         "improvement_over_baselines": fc.improvement_over_baselines(result),
         "flagged_days": [
             {
