@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from pyspark.sql import functions as F
 
 from hotmart_spark import generate, inputs, quality
 from hotmart_spark import schema as s
+from hotmart_spark.analysis import forecast as fc
 from hotmart_spark.config import Config, load_config
 
 START, END = dt.date(2016, 1, 1), dt.date(2016, 6, 30)
@@ -317,3 +319,31 @@ def test_the_months_after_the_period_are_simulated_not_written(
     newcomers = after.where(F.col("buyer_index") >= generate.AFTER_BUYER_INDEX).count()
     assert newcomers > 0
     assert rows.agg(F.max(s.BUYER_ID)).first()[0] < generate.AFTER_BUYER_INDEX * 4
+
+
+def test_the_forecast_holds_the_months_simulated_after_the_period(
+    world: tuple[generate.Buyers, DataFrame, DataFrame], config
+) -> None:
+    """Q5 scored on the generator's truth: the months the buyers' process ran past the
+    period, never written, inside the forecast's 95% intervals, and their sum inside the
+    total's."""
+    _, rows, after = world
+    moments = generate.Moments.of(rows)
+    daily = (
+        rows.groupBy(F.to_date(s.PURCHASE_DATE).alias("day"))
+        .agg(F.sum(moments.relative(F.col("raw_value"))).alias("value"))
+        .orderBy("day")
+        .toPandas()
+    )
+    settings = dataclasses.replace(config.forecast, horizon_months=2)
+    result = fc.forecast_revenue(fc.daily_series(daily["day"], daily["value"]), settings)
+    chosen = result.forecasts[result.chosen]
+    simulated = {
+        m["month"]: m["value"] for m in generate.after_period_truth(after, moments, 2)["months"]
+    }
+    for month, row in chosen.monthly.iterrows():
+        assert row["lo95"] <= simulated[str(month)] <= row["hi95"], (month, row.to_dict())
+    total = sum(simulated.values())
+    assert chosen.total["lo95"] <= total <= chosen.total["hi95"]
+    # Bounded: the 18 weekly origins give enough backtest cells for a 95% interval.
+    assert np.isfinite(chosen.total["hi95"])

@@ -528,12 +528,8 @@ def forecast_revenue(series: DailySeries, settings: ForecastConfig) -> ForecastR
             f"({settings.min_seasonal_days}): seasonal models skipped, baselines only"
         )
         status.update(dict.fromkeys(STATISTICAL, "skipped: series too short"))
+    # Without two years the report says a yearly pattern cannot be seen (`yearly`).
     yearly = days >= YEARLY_MIN_DAYS
-    if not yearly:
-        notes.append(
-            f"the series spans {days} days, less than two years: yearly seasonality cannot "
-            "be seen, and a month of the coming year is forecast without it"
-        )
     horizons = [str(h) for h in range(1, settings.horizon_months + 1)]
     train_days = settings.min_seasonal_days if len(models) > len(BASELINES) else WINDOW_DAYS
     origins = backtest_origins(

@@ -452,7 +452,7 @@ def forecast(f: dict[str, Any]) -> dict[str, Any]:
     later = f["backtest_half"] == "evaluation"
     where = (
         f"on the later backtest origins (from {f['first_scored_origin']}), which the choice "
-        "did not see"
+        "did not see,"
         if later
         else "on the same origins it was chosen on (too few to split): not out of sample"
     )
@@ -470,8 +470,8 @@ def forecast(f: dict[str, Any]) -> dict[str, Any]:
             comparison += ": no statistical model beat this naive baseline."
         elif worse:
             comparison += (
-                f", worse than the naive {', '.join(worse)}: the choice did not hold up, and "
-                "a simpler forecast would have done as well."
+                f", worse than the naive baseline(s) {' and '.join(worse)}: the choice did "
+                "not hold up, and a simpler forecast would have done as well."
             )
         else:
             best = max(baselines.values(), default=0.0)
