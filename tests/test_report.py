@@ -355,6 +355,10 @@ def test_planted_months_set_against_the_forecast() -> None:
         "222 (200 to 250)",
         "yes",
     ]
+    # Too few backtest months for a 95% interval: its high end is null, and nothing is held.
+    forecast["total"] = {"months": 2, "mean": 222.0, "lo95": None, "hi95": None}
+    row = story.planted(run, drivers, forecast)["rows"][-1]
+    assert row[2:] == ["222 (no interval: too few backtest months to calibrate one)", "no"]
     # Converted to a currency, the run's values are no longer in the simulated months' unit.
     in_currency = story.planted({"planted": truth, "value_unit": "BRL"}, drivers, forecast)
     assert len(in_currency["rows"]) == 1

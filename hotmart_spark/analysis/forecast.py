@@ -111,6 +111,10 @@ class Calibration:
         m, s = self.centre[horizon], self.scale[horizon]
         with np.errstate(over="ignore"):
             for level, q in self.quantile.items():
+                if math.isinf(q):
+                    # Too few cells for this level: no interval rather than [0, inf].
+                    ends[f"lo{level}"] = ends[f"hi{level}"] = np.nan
+                    continue
                 ends[f"lo{level}"] = max(forecast, 0.0) * float(np.exp(m - q * s))
                 ends[f"hi{level}"] = max(forecast, 0.0) * float(np.exp(m + q * s))
         return ends

@@ -409,7 +409,7 @@ def forecast_against_simulated(
                 f"value in {month_name(m['month'])} (forecast; simulated past the period)",
                 amount(value),
                 f"{amount(m['value'])} ({interval(m['lo95'], m['hi95'])})",
-                "yes" if m["lo95"] is not None and m["lo95"] <= value <= m["hi95"] else "no",
+                "yes" if holds(m["lo95"], m["hi95"], value) else "no",
             ]
         )
     total = forecast["total"]
@@ -420,18 +420,22 @@ def forecast_against_simulated(
                 "value of the forecast months together (simulated past the period)",
                 amount(value),
                 f"{amount(total['mean'])} ({interval(total['lo95'], total['hi95'])})",
-                "yes"
-                if total["lo95"] is not None and total["lo95"] <= value <= total["hi95"]
-                else "no",
+                "yes" if holds(total["lo95"], total["hi95"], value) else "no",
             ]
         )
     return rows
 
 
+def holds(low: float | None, high: float | None, value: float) -> bool:
+    """Whether an interval holds the value; an interval without an end (too few backtest
+    months to calibrate one) holds nothing it can be checked against."""
+    return low is not None and high is not None and low <= value <= high
+
+
 def interval(low: float | None, high: float | None) -> str:
     """An interval's ends, or why there are none."""
     if low is None or high is None:
-        return "no interval (too few backtest months to calibrate one)"
+        return "no interval: too few backtest months to calibrate one"
     return f"{amount(low)} to {amount(high)}"
 
 
