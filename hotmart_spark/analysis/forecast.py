@@ -100,7 +100,6 @@ class Calibration:
     centre: dict[str, float]
     scale: dict[str, float]
     quantile: dict[str, float]  # per level; inf when the cells are too few for it
-    cells: int
 
     def point(self, horizon: str, forecast: float) -> float:
         """The forecast times its median backtest ratio: the centre of its interval."""
@@ -411,9 +410,8 @@ def calibrate(cells: pd.DataFrame, horizons: list[str]) -> Calibration | None:
     centre: dict[str, float] = {}
     scale: dict[str, float] = {}
     borrowed: tuple[float, float] | None = None
-    for h in [*sorted(k for k in by_horizon if k != TOTAL), TOTAL, *horizons]:
-        if h in centre:
-            continue
+    # Shortest first, so a horizon borrows from the nearest shorter one and the total last.
+    for h in [*horizons, TOTAL]:
         r = by_horizon.get(h)
         if r is not None and len(r) >= 2:
             m = float(np.median(r))
@@ -427,7 +425,7 @@ def calibrate(cells: pd.DataFrame, horizons: list[str]) -> Calibration | None:
     for level, coverage in LEVELS.items():
         rank = math.ceil((n + 1) * coverage)
         quantile[level] = float(scores[rank - 1]) if rank <= n else math.inf
-    return Calibration(centre, scale, quantile, n)
+    return Calibration(centre, scale, quantile)
 
 
 def with_intervals(cells: pd.DataFrame, calibration: Calibration | None) -> pd.DataFrame:
@@ -526,7 +524,8 @@ def forecast_revenue(series: DailySeries, settings: ForecastConfig) -> ForecastR
     days = len(series.values)
     models = candidates(days, settings.min_seasonal_days)
     status: dict[str, str] = dict.fromkeys(models, "ok")
-    if days < settings.min_seasonal_days:
+    statistical = days >= settings.min_seasonal_days
+    if not statistical:
         notes.append(
             f"the series has {days} days, fewer than forecast.min_seasonal_days "
             f"({settings.min_seasonal_days}): seasonal models skipped, baselines only"
@@ -535,7 +534,7 @@ def forecast_revenue(series: DailySeries, settings: ForecastConfig) -> ForecastR
     # Without two years the report says a yearly pattern cannot be seen (`yearly`).
     yearly = days >= YEARLY_MIN_DAYS
     horizons = [str(h) for h in range(1, settings.horizon_months + 1)]
-    train_days = settings.min_seasonal_days if len(models) > len(BASELINES) else WINDOW_DAYS
+    train_days = settings.min_seasonal_days if statistical else WINDOW_DAYS
     origins = backtest_origins(
         series.values.index, settings.origin_step_days, train_days, settings.max_origins
     )
@@ -606,7 +605,7 @@ def forecast_revenue(series: DailySeries, settings: ForecastConfig) -> ForecastR
         [
             {
                 "model": name,
-                "kind": "baseline" if name in BASELINES or "naive" in name else "statsmodels",
+                "kind": "statsmodels" if name in STATISTICAL else "baseline",
                 "spec": forecasts[name].spec if name in forecasts else None,
                 "aic": forecasts[name].aic if name in forecasts else np.nan,
                 "status": status[name],
@@ -672,20 +671,25 @@ def daily_table(result: ForecastResult, units: pd.Series) -> pd.DataFrame:
     return table.reindex(columns=["day", "actual", "units", "fitted", "forecast"])
 
 
+def scored_backtest(result: ForecastResult) -> pd.DataFrame:
+    """Every model's error over all backtest months on the half it is reported on, by model."""
+    backtest = result.backtest
+    return backtest[
+        (backtest["horizon"] == "all") & (backtest["half"] == scored_half(result))
+    ].set_index("model")
+
+
 def improvement_over_baselines(result: ForecastResult) -> dict[str, float]:
     """1 - MAE(chosen) / MAE(baseline) on the later half of the backtest, per baseline (> 0:
     better)."""
-    scored = result.backtest[
-        (result.backtest["horizon"] == "all") & (result.backtest["half"] == scored_half(result))
-    ].set_index("model")
-    if result.chosen not in scored.index:
+    mae = scored_backtest(result)["mae"]
+    if result.chosen not in mae.index:
         return {}
-    chosen = scored.loc[result.chosen, "mae"]
+    baselines = result.models.loc[result.models["kind"] == "baseline", "model"]
     return {
-        name: float(1 - chosen / scored.loc[name, "mae"])
-        for name in scored.index
-        if result.models.set_index("model").loc[name, "kind"] == "baseline"
-        and scored.loc[name, "mae"] > 0
+        name: float(1 - mae[result.chosen] / mae[name])
+        for name in mae.index
+        if name in set(baselines) and mae[name] > 0
     }
 
 

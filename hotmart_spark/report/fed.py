@@ -79,9 +79,7 @@ def best_first(backtest: pd.DataFrame) -> pd.DataFrame:
     return backtest.sort_values(["mape", "model"]).reset_index(drop=True)
 
 
-def scored_backtest(backtest: pd.DataFrame) -> pd.DataFrame:
-    """Every model's error over all backtest months, on the half it is reported on: the later
-    origins, or the only half when there were too few origins to split."""
-    every_month = backtest[backtest["horizon"] == "all"]
-    later = every_month[every_month["half"] == "evaluation"]
-    return later if len(later) else every_month
+def scored_backtest(backtest: pd.DataFrame, half: str) -> pd.DataFrame:
+    """Every model's error over all backtest months, on the half the forecast reports it on
+    (insights' backtest_half)."""
+    return backtest[(backtest["horizon"] == "all") & (backtest["half"] == half)]

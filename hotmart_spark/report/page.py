@@ -110,7 +110,11 @@ def build_charts(
         "forecast": {
             "monthly_forecast": lambda: charts.monthly_forecast(
                 fed.in_month_order(marts["forecast_monthly"]),
-                fed.best_first(fed.scored_backtest(marts["forecast_backtest"])),
+                fed.best_first(
+                    fed.scored_backtest(
+                        marts["forecast_backtest"], insights["forecast"]["backtest_half"]
+                    )
+                ),
                 unit,
                 story.simulated_months(insights["run"]),
             ),

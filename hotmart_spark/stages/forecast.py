@@ -77,7 +77,6 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         result,
         series,
         months,
-        backtest,
         flagged,
         config.value.unit,
         config.forecast.origin_step_days,
@@ -131,7 +130,6 @@ def forecast_insights(
     result: fc.ForecastResult,
     series: fc.DailySeries,
     months: pd.DataFrame,
-    backtest: pd.DataFrame,
     flagged: list[Row],
     unit: str,
     origin_step_days: int,
@@ -147,10 +145,9 @@ def forecast_insights(
         "months": ahead.drop(columns=["kind", "model"]).to_dict("records"),
         "total": {"months": len(ahead), **result.forecasts[result.chosen].total},
         # Every model's error and coverage where it is out of sample for the choice.
-        "backtest": backtest[
-            (backtest["horizon"] == "all") & (backtest["half"] == fc.scored_half(result))
-        ]
-        .drop(columns=["horizon", "chosen"])
+        "backtest": fc.scored_backtest(result)
+        .reset_index()
+        .drop(columns=["horizon"])
         .to_dict("records"),
         "backtest_half": fc.scored_half(result),
         "backtest_origins": [str(o) for o in result.origins],
