@@ -31,6 +31,10 @@ MINIMUMS: dict[str, tuple[int, str]] = {
     "jdbc.fetch_size": (1, ""),
     "quality.placeholder_burst_min_rows": (2, ""),
     "quality.placeholder_burst_ratio": (2, ""),
+    "concentration.bootstrap_replicates": (
+        40,
+        "a 95% interval needs a replicate beyond each end",
+    ),
     "clusters.fit_max_producers": (100, ""),
     "drivers.early_sales": (2, ""),
     "drivers.min_products": (10, ""),
@@ -109,6 +113,12 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class ConcentrationConfig:
+    bootstrap_replicates: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class RfmConfig:
     segments: dict[str, str]
 
@@ -168,6 +178,7 @@ class Config:
     period: PeriodConfig
     value: ValueConfig
     quality: QualityConfig
+    concentration: ConcentrationConfig
     rfm: RfmConfig
     clusters: ClustersConfig
     drivers: DriversConfig

@@ -27,6 +27,7 @@ from scipy import special
 from hotmart_spark import schema as s
 from hotmart_spark.config import RELATIVE_UNIT, GeneratorConfig, separator_char
 from hotmart_spark.filesystem import is_local, local_path
+from hotmart_spark.transforms.draws import uniform
 
 # The real 2016 sample, which the default size reproduces.
 REAL_ROWS = 1_599_828
@@ -236,12 +237,6 @@ def read_truth(path: str) -> dict[str, Any] | None:
     if not truth.is_file():
         return None
     return json.loads(truth.read_text(encoding="utf-8"))
-
-
-def uniform(seed: int, stream: str, *keys: Column) -> Column:
-    """A uniform [0, 1) draw that depends only on the seed, the stream name and the keys."""
-    bits = F.xxhash64(F.lit(seed), F.lit(stream), *keys).bitwiseAND(F.lit((1 << 53) - 1))
-    return bits.cast(DoubleType()) / float(1 << 53)
 
 
 def normal(seed: int, stream: str, *keys: Column) -> Column:

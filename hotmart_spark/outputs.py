@@ -53,6 +53,12 @@ OUTPUTS: dict[str, Output] = {
         Output("marts/affiliates", "aggregates", "affiliate", one_file=False),
         Output("marts/affiliate_concentration", "aggregates", "one row"),
         Output("marts/producer_concentration_monthly", "aggregates", "month"),
+        Output("marts/producer_top_persistence", "aggregates", "month after a month with sales"),
+        Output(
+            "marts/producer_concentration_bootstrap",
+            "aggregates",
+            "measure (value, units) and bootstrap replicate",
+        ),
         Output("marts/producers", "aggregates", "producer", one_file=False),
         Output("marts/pareto", "aggregates", "point of the Pareto curve (at most 1,000)"),
         Output(f"{INSIGHTS_PREFIX}producers", "aggregates", "Q1's headline numbers"),

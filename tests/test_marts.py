@@ -196,12 +196,43 @@ def test_pareto_curve(purchases: DataFrame) -> None:
 
 
 def test_monthly_concentration(purchases: DataFrame) -> None:
-    monthly = {r["month"]: r for r in q1.monthly_concentration(purchases).collect()}
+    monthly = {
+        r["month"]: r for r in q1.monthly_concentration(q1.monthly_ranked(purchases)).collect()
+    }
     # January: producer 11 (11) is ahead of producer 1 (10); value 10 + (2 + ... + 11) = 75.
     assert monthly["2016-01"]["n"] == 11
     assert monthly["2016-01"]["top_n_1"] == pytest.approx(11 / 75)
     # March: producer 1 alone.
     assert monthly["2016-03"]["n"] == 1 and monthly["2016-03"]["top_n_1"] == pytest.approx(1.0)
+
+
+def test_top_persistence(purchases: DataFrame) -> None:
+    by_month = q1.monthly_ranked(purchases)
+    # Top 20%: January's 11 producers rank 11 (11), then 1 and 10 (10 each, ties by id), so
+    # its top ceil(2.2) = 3 are {11, 1, 10}; February's are {21, 20, 19}: none stays. Of
+    # February's value, 10 + (12 + ... + 21) = 175, producer 1 made 10. March has producer
+    # 1 alone, so its top is {1}, and February's top sold nothing in March.
+    top20 = {r["month"]: r.asDict() for r in q1.top_persistence(by_month, 0.2).collect()}
+    assert sorted(top20) == ["2016-02", "2016-03"]  # January has no month before it
+    assert top20["2016-02"] == {
+        "month": "2016-02",
+        "previous_month": "2016-01",
+        "top_previous": 3,
+        "stayed_top": 0,
+        "persistence": 0.0,
+        "top_now": 3,
+        "producers": 11,
+        "chance": pytest.approx(3 / 11),
+        "previous_top_value_share": pytest.approx(10 / 175),
+    }
+    assert top20["2016-03"]["top_previous"] == 3
+    assert top20["2016-03"]["chance"] == 1.0
+    assert top20["2016-03"]["previous_top_value_share"] == 0.0
+    # With every producer on top, persistence is the share still selling: producer 1 alone.
+    everyone = {r["month"]: r for r in q1.top_persistence(by_month, 1.0).collect()}
+    assert everyone["2016-02"]["persistence"] == pytest.approx(1 / 11)
+    assert everyone["2016-03"]["persistence"] == pytest.approx(1 / 11)
+    assert everyone["2016-03"]["previous_top_value_share"] == pytest.approx(1.0)
 
 
 def test_channels_and_affiliates(purchases: DataFrame) -> None:

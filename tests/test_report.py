@@ -162,23 +162,42 @@ def test_producer_sentence_from_hand_made_numbers() -> None:
         "affiliate_units_share": 0.25,
         "affiliate_value_share": 0.2,
         "value_unit": RELATIVE_UNIT,
+        "interval_level": 0.95,
+        "gini_interval": [0.7, 0.8],
+        "top_share_by_revenue_interval": {"0.05": [0.55, 0.65]},
+        "top_persistence": [
+            {"persistence": 0.6, "chance": 0.05, "previous_top_value_share": 0.5},
+            {"persistence": 0.8, "chance": 0.06, "previous_top_value_share": 0.55},
+        ],
     }
     answer = story.producers(numbers)["answer"]
     assert answer == (
-        "Yes, heavily: the top 5% of producers (5 of 100) made 60.0% of the value, and the 4 "
-        "producers selling more than the 95th percentile of units (50) made 40.0%."
+        "Yes, heavily: the top 5% of producers (5 of 100) made 60.0% of the value (95% "
+        "interval 55.0% to 65.0%), and the 4 producers selling more than the 95th percentile "
+        "of units (50) made 40.0%."
     )
     details = story.producers(numbers)["details"]
     assert (
         "ranked by units, the top 1%, 5%, 10% and 20% sold 10.0%, 30.0%, 45.0% and 60.0%"
         in (details[0])
     )
-    assert "of units 0.50" in details[0]
+    assert "0.75 (95% interval 0.70 to 0.80), of units 0.50" in details[0]
     assert "0.0500: unconcentrated" in details[0]
-    assert "lies between its share of units and its share of relative value" in details[1]
-    assert details[2].startswith("Gross exposure: the single biggest producer made 20.0%")
+    assert details[1].endswith("held the truth about 9 times in 10 in simulation.")
+    assert "lies between its share of units and its share of relative value" in details[2]
+    assert details[3].startswith(
+        "Month to month, 60% to 80% of a month's top 5% of producers were in the next month's "
+        "top 5% (a random pick of producers would keep 5% to 6%), and they made 50% to 55%"
+    )
+    assert details[3].endswith("largely the same producers throughout.")
+    assert details[4].startswith("Gross exposure: the single biggest producer made 20.0%")
     numbers["top_share_by_revenue"]["0.05"] = 0.2
     assert story.producers(numbers)["answer"].startswith("Hardly: ")
+    assert "too narrow" not in story.producers(numbers)["details"][1]
+    numbers["top_persistence"][0]["persistence"] = 0.2
+    assert "changes hands often" in story.producers(numbers)["details"][3]
+    numbers["top_persistence"] = []
+    assert "cannot be followed" in story.producers(numbers)["details"][3]
 
 
 def test_the_hhi_is_worded_by_its_band() -> None:

@@ -164,15 +164,54 @@ def _producer_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -
     p = insights["producers"]
     n = p["n_producers"]
     units = p["top_share_by_units"]
+    level = f"{p['interval_level']:.0%}"
     top = Table(
-        "The top producers' share of value (ranked by value) and of units (ranked by units)",
-        ["top", "producers", "share of value", "share of units"],
+        "The top producers' share of value (ranked by value) and of units (ranked by units), "
+        f"with {level} bootstrap intervals (resampling producers)",
         [
-            [f"{float(k):.0%}", count(top_count(n, float(k))), pct(v), pct(units[k])]
+            "top",
+            "producers",
+            "share of value",
+            f"{level} interval",
+            "share of units",
+            f"{level} interval",
+        ],
+        [
+            [
+                f"{float(k):.0%}",
+                count(top_count(n, float(k))),
+                pct(v),
+                story.share_interval(p["top_share_by_revenue_interval"][k]),
+                pct(units[k]),
+                story.share_interval(p["top_share_by_units_interval"][k]),
+            ]
             for k, v in sorted(p["top_share_by_revenue"].items(), key=lambda kv: float(kv[0]))
         ],
     )
-    return [top]
+    persistence = Table(
+        "Do the top 5% of producers stay on top? Of each month's top 5%, how many were in the "
+        "next month's, against a random pick of that month's producers",
+        [
+            "month",
+            "top 5% the month before",
+            "still top 5%",
+            "kept",
+            "random pick would keep",
+            "their share of the month's value",
+        ],
+        [
+            [
+                r["month"],
+                count(r["top_previous"]),
+                count(r["stayed_top"]),
+                pct(r["persistence"]),
+                pct(r["chance"]),
+                pct(r["previous_top_value_share"]),
+            ]
+            for r in p["top_persistence"]
+        ],
+    )
+    return [top, persistence] if p["top_persistence"] else [top]
 
 
 def _trend_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> list[Table]:

@@ -90,11 +90,14 @@ def producers(p: dict[str, Any]) -> dict[str, Any]:
     top = p["top_share_by_revenue"]
     n = p["n_producers"]
     top5 = top["0.05"]
+    level = f"{p['interval_level']:.0%}"
     verdict = "Yes, heavily" if top5 >= 0.5 else ("Partly" if top5 >= 0.25 else "Hardly")
     answer = (
         f"{verdict}: the top 5% of producers ({count(top_count(n, 0.05))} of {count(n)}) made "
-        f"{pct(top5)} of the value, and the {count(p['n_top'])} producers selling more than the "
-        f"95th percentile of units ({count(p['p95_units'])}) made {pct(p['top_revenue_share'])}."
+        f"{pct(top5)} of the value ({level} interval "
+        f"{share_interval(p['top_share_by_revenue_interval']['0.05'])}), and the "
+        f"{count(p['n_top'])} producers selling more than the 95th percentile of units "
+        f"({count(p['p95_units'])}) made {pct(p['top_revenue_share'])}."
     )
     exposure = p["gross_exposure"]
     units = p["top_share_by_units"]
@@ -103,9 +106,12 @@ def producers(p: dict[str, Any]) -> dict[str, Any]:
         f"{pct(top['0.1'])} and {pct(top['0.2'])} of it; ranked by units, the top 1%, 5%, 10% "
         f"and 20% sold {pct(units['0.01'])}, {pct(units['0.05'])}, {pct(units['0.1'])} and "
         f"{pct(units['0.2'])} of the units. The Gini coefficient of producer value is "
-        f"{score(p['gini'])}, of units {score(p['gini_units'])} (0: all equal, 1: one producer "
-        f"makes everything). {hhi_sentence(p['hhi'])}",
+        f"{score(p['gini'])} ({level} interval {score(p['gini_interval'][0])} to "
+        f"{score(p['gini_interval'][1])}), of units {score(p['gini_units'])} (0: all equal, "
+        f"1: one producer makes everything). {hhi_sentence(p['hhi'])}",
+        bootstrap_sentence(p),
         relative_units_sentence(p["value_unit"]),
+        *persistence_sentences(p["top_persistence"]),
         f"Gross exposure: the single biggest producer made {pct(exposure['1'])} of the value, "
         f"the top 10 {pct(exposure['10'])} and the top 50 {pct(exposure['50'])}. That much "
         "would go if they left and none of their buyers bought from another producer instead; "
@@ -114,6 +120,53 @@ def producers(p: dict[str, Any]) -> dict[str, Any]:
         f"{pct(p['affiliate_value_share'])} of value; the rest was sold directly.",
     ]
     return {"answer": answer, "details": details}
+
+
+def share_interval(ends: list[float]) -> str:
+    """A share's interval: "55.0% to 65.0%"."""
+    return f"{pct(ends[0])} to {pct(ends[1])}"
+
+
+# Above this top-5% share, resampling producers understates the uncertainty (simulated in
+# docs/methods/q1-producers.md#uncertainty).
+HEAVY_TOP_SHARE = 0.5
+
+
+def bootstrap_sentence(p: dict[str, Any]) -> str:
+    """Where the intervals come from, and how far to trust them."""
+    sentence = (
+        "The intervals resample producers (a Poisson bootstrap of the producer table): they "
+        "say how much the figures would move with another set of producers of the same kind; "
+        "for these producers, in this period, the figures are exact counts."
+    )
+    if p["top_share_by_revenue"]["0.05"] >= HEAVY_TOP_SHARE:
+        sentence += (
+            " With value this concentrated they are too narrow: where a few producers make "
+            "most of the value, such 95% intervals held the truth about 9 times in 10 in "
+            "simulation."
+        )
+    return sentence
+
+
+def persistence_sentences(rows: list[dict[str, Any]]) -> list[str]:
+    """Whether the same producers stay on top month after month."""
+    if not rows:
+        return ["With one month of data, the top producers cannot be followed from month to month."]
+    kept = [r["persistence"] for r in rows]
+    chance = [r["chance"] for r in rows]
+    made = [r["previous_top_value_share"] for r in rows]
+    return [
+        f"Month to month, {pct(min(kept), 0)} to {pct(max(kept), 0)} of a month's top 5% of "
+        f"producers were in the next month's top 5% (a random pick of producers would keep "
+        f"{pct(min(chance), 0)} to {pct(max(chance), 0)}), and they made {pct(min(made), 0)} "
+        f"to {pct(max(made), 0)} of the next month's value: "
+        + (
+            "the platform depends on largely the same producers throughout."
+            if min(kept) >= 0.5
+            else "the top changes hands often, so the dependence is on whoever leads, not "
+            "on a fixed few."
+        )
+    ]
 
 
 def trends(

@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from hotmart_spark import schema as s
-from hotmart_spark.config import Config
+from hotmart_spark.config import ConcentrationConfig, Config
 from hotmart_spark.stages.stage import (
     Stage,
     output_root,
@@ -26,6 +26,11 @@ from hotmart_spark.tables import persisted
 from hotmart_spark.threads import Pool
 from hotmart_spark.transforms import producers as q1
 from hotmart_spark.transforms import trends as q2
+from hotmart_spark.transforms.bootstrap import (
+    LEVEL,
+    bias_corrected_interval,
+    replicate_concentration,
+)
 from hotmart_spark.transforms.ranking import (
     TOP_COUNTS,
     TOP_SHARES,
@@ -64,8 +69,11 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
             "affiliate_concentration": lambda: concentration(
                 rank_desc(affiliates, "revenue", s.AFFILIATE_ID), "revenue"
             ),
-            "producer_concentration_monthly": lambda: q1.monthly_concentration(purchases),
         }
+        # Both monthly marts read the producers' ranks within each month.
+        by_month = kept.enter_context(persisted(q1.monthly_ranked(purchases)))
+        marts["producer_concentration_monthly"] = lambda: q1.monthly_concentration(by_month)
+        marts["producer_top_persistence"] = lambda: q1.top_persistence(by_month)
 
         def build_and_write(name: str) -> None:
             write(marts[name](), config, f"marts/{name}")
@@ -82,7 +90,8 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
             overall = concentration(ranked, "revenue").first()
             # The same on units: with positive prices the true money figure lies between the
             # two (relative units shift every price by the unknown lowest one).
-            by_units = concentration(rank_desc(producers, "units", s.PRODUCER_ID), "units").first()
+            ranked_units = rank_desc(producers, "units", s.PRODUCER_ID)
+            by_units = concentration(ranked_units, "units").first()
             top_rule = ranked.agg(
                 F.sum(F.col("is_top").cast("long")).alias("n_top"),
                 (
@@ -95,7 +104,13 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
                 "rank", "revenue_rank"
             ).withColumnRenamed("cum_value", "cumulative_revenue")
             marts["pareto"] = lambda: q1.pareto_curve(ranked, n, total)
-            writes += [pool.submit(build_and_write, name) for name in ("producers", "pareto")]
+            marts["producer_concentration_bootstrap"] = lambda: bootstrap_replicates(
+                ranked, ranked_units, config.concentration
+            )
+            writes += [
+                pool.submit(build_and_write, name)
+                for name in ("producers", "pareto", "producer_concentration_bootstrap")
+            ]
             for written in writes:
                 written.result()
     producers_insights = producer_insights(
@@ -125,6 +140,24 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     return {"producers": producers_insights, "trends": trends, "marts": sorted(marts)}
 
 
+def bootstrap_replicates(
+    ranked: DataFrame, ranked_units: DataFrame, settings: ConcentrationConfig
+) -> DataFrame:
+    """marts/producer_concentration_bootstrap: the concentration of every replicate, of value
+    (producers ranked by revenue) and of units (ranked by units)."""
+    return (
+        replicate_concentration(
+            ranked, "revenue", s.PRODUCER_ID, settings.bootstrap_replicates, settings.seed
+        )
+        .select(F.lit("value").alias("measure"), "*")
+        .unionByName(
+            replicate_concentration(
+                ranked_units, "units", s.PRODUCER_ID, settings.bootstrap_replicates, settings.seed
+            ).select(F.lit("units").alias("measure"), "*")
+        )
+    )
+
+
 def producer_insights(
     spark: SparkSession,
     out: str,
@@ -138,6 +171,15 @@ def producer_insights(
     """Q1's headline numbers: the top producers by the units rule, concentration of value
     among producers and affiliates, and the affiliate channel's weight."""
     affiliate_summary = read(spark, out, "marts/affiliate_concentration").first()
+    # 2 x bootstrap_replicates rows, whatever the data's size.
+    replicates = read(spark, out, "marts/producer_concentration_bootstrap").toPandas()
+    points = {"value": overall, "units": by_units}
+
+    def ends(measure: str, column: str) -> list[float]:
+        drawn = replicates.loc[replicates["measure"] == measure, column]
+        return list(bias_corrected_interval(drawn.to_numpy(), points[measure][column]))
+
+    persistence = read(spark, out, "marts/producer_top_persistence").orderBy("month").collect()
     channels = {r["channel"]: r.asDict() for r in read(spark, out, "marts/channels").collect()}
     return {
         "value_unit": unit,
@@ -151,6 +193,27 @@ def producer_insights(
         "gross_exposure": {str(c): overall[f"top_n_{c}"] for c in TOP_COUNTS},
         "gini_units": by_units["gini"],
         "top_share_by_units": {f"{k:g}": by_units[top_share_column(k)] for k in TOP_SHARES},
+        "interval_level": LEVEL,
+        "gini_interval": ends("value", "gini"),
+        "gini_units_interval": ends("units", "gini"),
+        "top_share_by_revenue_interval": {
+            f"{k:g}": ends("value", top_share_column(k)) for k in TOP_SHARES
+        },
+        "top_share_by_units_interval": {
+            f"{k:g}": ends("units", top_share_column(k)) for k in TOP_SHARES
+        },
+        "top_persistence": [
+            {
+                "month": r["month"],
+                "previous_month": r["previous_month"],
+                "top_previous": r["top_previous"],
+                "stayed_top": r["stayed_top"],
+                "persistence": r["persistence"],
+                "chance": r["chance"],
+                "previous_top_value_share": r["previous_top_value_share"],
+            }
+            for r in persistence
+        ],
         "affiliate_units_share": channels.get("affiliate", {}).get("units_share", 0.0),
         "affiliate_value_share": channels.get("affiliate", {}).get("value_share", 0.0),
         "affiliate_gini": affiliate_summary["gini"] if affiliate_summary else None,

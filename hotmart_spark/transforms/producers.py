@@ -6,10 +6,12 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from hotmart_spark import schema as s
-from hotmart_spark.transforms.ranking import concentration, rank_desc
+from hotmart_spark.transforms.ranking import CEIL_SLACK, concentration, rank_desc
 from hotmart_spark.transforms.shares import with_shares
 
 PARETO_POINTS = 1000
+# Persistence follows the top 5%, the share the report's headline names.
+PERSISTENCE_TOP_SHARE = 0.05
 
 
 def is_affiliate_sale() -> Column:
@@ -70,14 +72,66 @@ def pareto_curve(ranked: DataFrame, n: int, total: float) -> DataFrame:
     return origin.unionByName(points)
 
 
-def monthly_concentration(purchases: DataFrame) -> DataFrame:
-    """Per month: the concentration of producer revenue among that month's producers."""
+def monthly_ranked(purchases: DataFrame) -> DataFrame:
+    """Per month and producer: revenue and `rank` among that month's producers."""
     per_month = purchases.groupBy(s.PURCHASE_MONTH, s.PRODUCER_ID).agg(
         F.sum("value").alias("revenue")
     )
-    ranked = rank_desc(per_month, "revenue", s.PRODUCER_ID, group_by=[s.PURCHASE_MONTH])
-    return concentration(ranked, "revenue", group_by=[s.PURCHASE_MONTH]).withColumnRenamed(
+    return rank_desc(per_month, "revenue", s.PRODUCER_ID, group_by=[s.PURCHASE_MONTH])
+
+
+def monthly_concentration(ranked_by_month: DataFrame) -> DataFrame:
+    """Per month: the concentration of producer revenue among that month's producers."""
+    return concentration(ranked_by_month, "revenue", group_by=[s.PURCHASE_MONTH]).withColumnRenamed(
         s.PURCHASE_MONTH, "month"
+    )
+
+
+def top_persistence(ranked_by_month: DataFrame, k: float = PERSISTENCE_TOP_SHARE) -> DataFrame:
+    """Per month after a month with sales: how many of the previous month's top k% of
+    producers by revenue are in this month's top k%, and the share of this month's revenue
+    they made. `chance` is the share a random pick of this month's producers would keep."""
+    sizes = ranked_by_month.groupBy(s.PURCHASE_MONTH).agg(F.max("rank").alias("_producers"))
+    with_top = ranked_by_month.join(F.broadcast(sizes), s.PURCHASE_MONTH).withColumn(
+        "is_top", F.col("rank") <= F.ceil(F.col("_producers") * k - CEIL_SLACK)
+    )
+    next_month = F.date_format(F.add_months(F.to_date(s.PURCHASE_MONTH, "yyyy-MM"), 1), "yyyy-MM")
+    previous_top = with_top.where("is_top").select(
+        next_month.alias(s.PURCHASE_MONTH),
+        F.col(s.PURCHASE_MONTH).alias("previous_month"),
+        s.PRODUCER_ID,
+    )
+    # Inner join on the month: the first month, and a month after a month without sales,
+    # have no previous top to follow.
+    top_before = previous_top.groupBy(s.PURCHASE_MONTH, "previous_month").agg(
+        F.count(F.lit(1)).alias("top_previous")
+    )
+    followed = (
+        with_top.join(
+            previous_top.withColumn("was_top", F.lit(True)).drop("previous_month"),
+            [s.PURCHASE_MONTH, s.PRODUCER_ID],
+            "left",
+        )
+        .groupBy(s.PURCHASE_MONTH)
+        .agg(
+            F.count(F.lit(1)).alias("producers"),
+            F.sum(F.col("is_top").cast("long")).alias("top_now"),
+            F.sum(F.when(F.col("was_top") & F.col("is_top"), 1).otherwise(0)).alias("stayed_top"),
+            (
+                F.sum(F.when(F.col("was_top"), F.col("revenue")).otherwise(0.0)) / F.sum("revenue")
+            ).alias("previous_top_value_share"),
+        )
+    )
+    return followed.join(F.broadcast(top_before), s.PURCHASE_MONTH).select(
+        F.col(s.PURCHASE_MONTH).alias("month"),
+        "previous_month",
+        "top_previous",
+        "stayed_top",
+        (F.col("stayed_top") / F.col("top_previous")).alias("persistence"),
+        "top_now",
+        "producers",
+        (F.col("top_now") / F.col("producers")).alias("chance"),
+        "previous_top_value_share",
     )
 
 
