@@ -120,6 +120,7 @@ class ConcentrationConfig:
 
 @dataclass(frozen=True)
 class RfmConfig:
+    frequency_tiers: tuple[int, ...]
     segments: dict[str, str]
 
 
@@ -268,6 +269,12 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
             raise UserError(f"config key '{key}' must be a section")
         return {k: _convert(v, str, f"{key}.{k}") for k, v in value.items()}
     from_text = isinstance(value, _OverrideText)
+    if origin is tuple:
+        # On the command line a list is written 2,3,4,6.
+        items = [_OverrideText(i.strip()) for i in value.split(",")] if from_text else value
+        if not isinstance(items, list):
+            raise UserError(f"config key '{key}' must be a list")
+        return tuple(_convert(i, typing.get_args(hint)[0], key) for i in items)
     try:
         if hint is bool:
             if from_text and value.lower() in ("true", "false"):
@@ -348,6 +355,9 @@ def _check(config: Config) -> None:
             fail(f"quality.actions.{rule}", f"is not a rule; rules: {', '.join(RULE_NAMES)}")
         if action not in RULE_ACTIONS:
             fail(f"quality.actions.{rule}", "must be 'quarantine' or 'warn'")
+    tiers = config.rfm.frequency_tiers
+    if len(tiers) != 4 or tiers[0] < 2 or list(tiers) != sorted(set(tiers)):
+        fail("rfm.frequency_tiers", "must be four increasing purchase counts, the first at least 2")
     if not config.rfm.segments:
         fail("rfm.segments", "must name at least one segment")
     for name, pattern in config.rfm.segments.items():

@@ -65,6 +65,7 @@ OUTPUTS: dict[str, Output] = {
         Output(f"{INSIGHTS_PREFIX}trends", "aggregates", "Q2's headline numbers"),
         Output("marts/buyer_rfm", "segments", "buyer", one_file=False),
         Output("marts/rfm_segments", "segments", "RFM segment"),
+        Output("marts/rfm_segment_categories", "segments", "RFM segment and product category"),
         Output("marts/producer_clusters", "segments", "producer", one_file=False),
         Output("marts/producer_cluster_profiles", "segments", "cluster"),
         Output("marts/producer_cluster_silhouettes", "segments", "number of clusters tried"),

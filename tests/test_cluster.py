@@ -186,9 +186,9 @@ def submit(cluster: Cluster, raw: Path, out: Path) -> subprocess.Popen[bytes]:
 
 # RFM scores come from percentile_approx cuts, whose sketches merge in the order tasks
 # finish: a buyer within the sketch's error of a cut may score one apart between runs.
-SCORES = ("r_score", "f_score", "m_score", "segment")
+SCORES = ("r_score", "f_score", "segment")
 SCORED_TABLES = {"marts/buyer_rfm": SCORES, "marts/rfm_segments": ("buyers", "buyer_share",
-                 "value", "value_share", "top_categories")}  # fmt: skip
+                 "value", "value_share", "top_categories", "top_category_lifts")}  # fmt: skip
 MIN_SAME_SEGMENT = 0.999
 
 

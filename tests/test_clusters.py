@@ -14,12 +14,12 @@ from hotmart_spark.transforms import clusters
 from hotmart_spark.transforms.revenue import ValueScale, with_value
 from tests.conftest import loaded, purchase
 
-# Three kinds of producer, far apart on every feature: (revenue, units, products, niches,
-# avg value, affiliate share, months active, growth index).
+# Three kinds of producer, far apart on every feature: (units, avg value, affiliate share,
+# shares of the three largest categories, growth index).
 GROUPS = {
-    0: (10.0, 1, 1, 1, 10.0, 0.0, 1, -0.8),
-    1: (2_000.0, 40, 4, 2, 50.0, 0.5, 3, 0.0),
-    2: (500_000.0, 2_000, 30, 6, 250.0, 1.0, 6, 0.8),
+    0: (1, 10.0, 0.0, 1.0, 0.0, 0.0, -0.8),
+    1: (40, 50.0, 0.5, 0.0, 1.0, 0.0, 0.0),
+    2: (2_000, 250.0, 1.0, 0.0, 0.0, 1.0, 0.8),
 }
 
 
@@ -28,12 +28,12 @@ def constructed(spark: SparkSession, per_group: int = 12) -> DataFrame:
     for group, base in GROUPS.items():
         for i in range(per_group):
             wobble = 1 + 0.02 * (i % 4)
-            revenue, units, products, niches, avg, share, months, growth = base
+            units, avg, share, first, second, third, growth = base
             rows.append(
-                (group * 100 + i, revenue * wobble, units, products, niches, avg * wobble,
-                 share, months, growth)
+                (group * 100 + i, units * avg * wobble, units, avg * wobble, share, first,
+                 second, third, growth)
             )  # fmt: skip
-    return spark.createDataFrame(rows, [s.PRODUCER_ID, *clusters.FEATURES])
+    return spark.createDataFrame(rows, [s.PRODUCER_ID, "revenue", *clusters.FEATURES])
 
 
 def test_well_separated_groups_are_found_with_the_right_k(spark: SparkSession) -> None:
@@ -109,55 +109,77 @@ def test_too_few_producers_make_one_cluster(
 
 
 def test_profiles_and_labels(spark: SparkSession) -> None:
-    result = clusters.cluster_producers(
-        constructed(spark), range(3, 4), seed=1, fit_max_producers=1000
-    )
+    features = constructed(spark)
+    result = clusters.cluster_producers(features, range(3, 4), seed=1, fit_max_producers=1000)
     profiles = [r.asDict() for r in clusters.cluster_profiles(result.assigned).collect()]
     assert [p["producers"] for p in profiles] == [12, 12, 12]
-    by_growth = sorted(profiles, key=lambda p: p["mean_growth_index"])
-    # Group 2 alone: 12 * 500,000 * mean wobble 1.03 of the value of all three groups.
-    total = sum(12 * base[0] * 1.03 for base in GROUPS.values())
+    by_growth = sorted(profiles, key=lambda p: p["median_growth_index"])
+    # Group 2 alone: 12 * 2,000 * 250 * mean wobble 1.03 of the value of all three groups.
+    total = sum(12 * base[0] * base[1] * 1.03 for base in GROUPS.values())
     assert by_growth[2]["value_share"] == pytest.approx(12 * 500_000 * 1.03 / total)
-    overall = {"revenue": total / 36, "affiliate_units_share": 0.5, "growth_index": 0.0}
-    # Group 1: mean revenue 2,060 against 172,357 overall (small), half of units through
-    # affiliates (affiliate-driven at 0.5 and over), growth 0 (steady).
-    labels = [clusters.label(p, overall) for p in by_growth]
+    # Medians of each group: units 1, 40, 2,000; value per sale 10, 50 or 250 times a
+    # wobble of 1, 1.02, 1.04 or 1.06 (the approximate median is the 6th of 12: 1.02).
+    assert [p["median_units"] for p in by_growth] == [1, 40, 2000]
+    assert [p["median_avg_value_per_sale"] for p in by_growth] == pytest.approx([10.2, 51, 255])
+    overall = clusters.overall_medians(features)
+    # All 36 producers: the 18th of the sorted units (1 x 12, 40 x 12, ...) is 40; of the
+    # values per sale, group 1's sixth, 51.
+    assert (overall["units"], overall["avg_value_per_sale"]) == (40, pytest.approx(51.0))
+    categories = ["Phisical book", "Podcast", "eBook"]
+    labels = [clusters.label(p, overall, categories) for p in by_growth]
+    # Group 0: 1 unit against 40 (small), no affiliate sales (direct), all units in the
+    # first category, 10.2 per sale against 51 (low-priced), growth -0.8 (shrinking).
     assert labels == [
-        "small, direct, shrinking",
-        "small, affiliate-driven, steady",
-        "large, affiliate-driven, growing",
+        "small, direct, mostly Phisical book, low-priced, shrinking",
+        "mid-size, affiliate-driven, mostly Podcast, mid-priced, steady",
+        "large, affiliate-driven, mostly eBook, high-priced, growing",
     ]
+    mixed = {**by_growth[1], "median_category_share_2": 0.4}
+    assert "mixed categories" in clusters.label(mixed, overall, categories)
     assert clusters.unique_labels(["a", "b", "a", "a"]) == ["a", "b", "a (2)", "a (3)"]
+
+
+def test_structure_in_words() -> None:
+    # Kaufman and Rousseeuw's bands: above 0.7 strong, 0.5 reasonable, 0.25 weak.
+    assert [clusters.structure_in_words(x) for x in (0.8, 0.63, 0.43, 0.2)] == [
+        "strong",
+        "reasonable",
+        "weak",
+        "no substantial",
+    ]
 
 
 def test_producer_features(spark: SparkSession) -> None:
     rows = [
         purchase(1, **{s.PURCHASE_DATE: dt.datetime(2016, 1, 10), s.PURCHASE_VALUE: 10.0,
-                       s.PRODUCT_NICHE: "Physics"}),
-        purchase(2, **{s.PURCHASE_DATE: dt.datetime(2016, 6, 20), s.PURCHASE_VALUE: 30.0,
-                       s.PRODUCT_NICHE: "Negotiation", s.AFFILIATE_ID: 8, s.COMMISSION: 40.0}),
-        purchase(3, **{s.PRODUCER_ID: 9, s.AFFILIATE_ID: 9, s.PURCHASE_VALUE: 5.0}),
+                       s.PRODUCT_CATEGORY: "Podcast"}),
+        purchase(2, **{s.PURCHASE_DATE: dt.datetime(2016, 1, 12), s.PURCHASE_VALUE: 20.0,
+                       s.PRODUCT_CATEGORY: "Podcast"}),
+        purchase(3, **{s.PURCHASE_DATE: dt.datetime(2016, 1, 20), s.PURCHASE_VALUE: 30.0,
+                       s.PRODUCT_CATEGORY: "eBook", s.AFFILIATE_ID: 8, s.COMMISSION: 40.0}),
+        purchase(4, **{s.PRODUCER_ID: 9, s.AFFILIATE_ID: 9, s.PURCHASE_VALUE: 5.0}),
     ]  # fmt: skip
-    purchases = with_value(loaded(spark, rows), ValueScale(0.0, 1.0, "test"), 0.1).withColumn(
-        s.PURCHASE_MONTH, F.date_format(s.PURCHASE_DATE, "yyyy-MM")
-    )
+    purchases = with_value(loaded(spark, rows), ValueScale(0.0, 1.0, "test"), 0.1)
+    categories = clusters.largest_categories(purchases)
+    # Podcast 3 units (producer 9's purchase has the fixture's default, Podcast), eBook 1:
+    # two categories, so the third share is 0 for everyone.
+    assert categories == ["Podcast", "eBook"]
     got = {
         r[s.PRODUCER_ID]: r.asDict()
-        for r in clusters.producer_features(
-            purchases, dt.date(2016, 1, 1), dt.date(2016, 6, 30)
-        ).collect()
+        for r in clusters.producer_features(purchases, categories).collect()
     }
-    # Producer 7: 10 in the first half (Jan 10), 30 in the second (Jun 20): (30 - 10) / 40.
+    # Producer 7 sold on days 10, 12 and 20 of January: mean 14, first 10, last 20, so
+    # growth = (28 - 10 - 20) / 10 = -0.2 (its units lean to its first days).
     assert got[7] == {
         s.PRODUCER_ID: 7,
-        "revenue": 40.0,
-        "units": 2,
-        "products": 1,
-        "niches": 2,
+        "revenue": 60.0,
+        "units": 3,
         "avg_value_per_sale": 20.0,
-        "affiliate_units_share": 0.5,
-        "months_active": 2,
-        "growth_index": 0.5,
+        "affiliate_units_share": pytest.approx(1 / 3),
+        "category_share_1": pytest.approx(2 / 3),
+        "category_share_2": pytest.approx(1 / 3),
+        "category_share_3": 0.0,
+        "growth_index": pytest.approx(-0.2),
     }
-    # Producer 9 sold once, on Jan 10: all in the first half.
-    assert got[9]["growth_index"] == -1.0
+    # Producer 9 sold on one day: no span, growth 0.
+    assert got[9]["growth_index"] == 0.0

@@ -133,14 +133,13 @@ def test_segments(spark: SparkSession, small_run: SmallRun) -> None:
         small_run.results["segments"],
     )
     buyer_rfm = spark.read.parquet(str(out / "marts" / "buyer_rfm"))
-    assert buyer_rfm.columns[:8] == [
+    assert buyer_rfm.columns[:7] == [
         "buyer_id",
         "recency",
         "frequency",
         "monetary",
         "r_score",
         "f_score",
-        "m_score",
         "segment",
     ]
     assert buyer_rfm.agg({"frequency": "sum"}).first()[0] == record["rows_clean"]

@@ -200,6 +200,43 @@ def test_producer_sentence_from_hand_made_numbers() -> None:
     assert "cannot be followed" in story.producers(numbers)["details"][3]
 
 
+def test_segment_sentences_from_hand_made_numbers() -> None:
+    numbers = {
+        "reference_day": "2016-07-01",
+        "recency_cuts": [26.0, 59.0, 96.0, 131.0],
+        "frequency_tiers": [2, 3, 4, 6],
+        "rfm": [
+            {"segment": "Lost", "buyers": 60, "buyer_share": 0.6, "value_share": 0.3,
+             "top_categories": ["Podcast"], "top_category_lifts": [1.05]},
+            {"segment": "Champions", "buyers": 40, "buyer_share": 0.4, "value_share": 0.7,
+             "top_categories": ["eBook", "Podcast"], "top_category_lifts": [1.08, 0.95]},
+        ],
+        "clusters_k": 2,
+        "cluster_silhouettes": {"2": 0.632, "3": 0.44},
+        "cluster_structure": "reasonable",
+        "producer_clusters": [
+            {"label": "small, direct", "producers": 30, "value_share": 0.1},
+            {"label": "large, direct", "producers": 10, "value_share": 0.9},
+        ],
+    }  # fmt: skip
+    told = story.segments(numbers)
+    assert told["answer"].startswith(
+        "Champions and Lost buyers are 100.0% of buyers and bring 100.0% of the value; "
+        "producers form 2 clusters, and the 'large, direct' one (25.0% of producers) holds "
+        "90.0% of the value."
+    )
+    assert "1 for one purchase, 2 from 2, 3 from 3, 4 from 4 and 5 from 6" in told["details"][0]
+    # Every lift within 10% of 1: no difference in what segments buy.
+    assert told["details"][1].startswith("No segment buys a category notably more")
+    assert "k = 2 by the best silhouette, 0.63: reasonable structure" in told["details"][2]
+    numbers["rfm"][1]["top_category_lifts"] = [2.25, 0.52]
+    assert story.segments(numbers)["details"][1] == (
+        "Segments differ in what they buy: the largest difference is Champions buying "
+        "eBook at 2.25 times its share among all buyers."
+    )
+    assert story.lifts(numbers["rfm"][1]) == "eBook 2.25x, Podcast 0.52x"
+
+
 def test_the_hhi_is_worded_by_its_band() -> None:
     # Ten producers of 10% each: HHI 10 * 0.01 = 0.10; one of 70% and three of 10%:
     # 0.49 + 0.03 = 0.52; four of 25%: 0.25.
@@ -475,3 +512,21 @@ def test_every_chart_is_fed_in_drawing_order(
     assert groups["permutation_importance"].is_monotonic_decreasing and groups["group"].is_unique
     ranks = [fed.ROLE_ORDER.index(r) for r in effects["role"]]
     assert ranks == sorted(ranks) and effects["estimate"].notna().all()
+
+
+def test_share_axes_tick_on_whole_percents() -> None:
+    # Up to 22%, Matplotlib's default ticks step by 2.5%, which whole-percent labels print
+    # as "2%", "5%", "8%": the segments chart showed them.
+    figure = charts.plt.figure()
+    ax = figure.add_subplot()
+    ax.set_xlim(0, 0.22)
+    charts.share_axis(ax.xaxis)
+    ticks = [t for t in ax.get_xticks() if 0 <= t <= 0.22]
+    charts.plt.close(figure)
+    assert len(ticks) >= 3
+    assert all(abs(t * 100 - round(t * 100)) < 1e-9 for t in ticks), ticks
+
+
+def test_a_range_of_equal_shares_is_one_share() -> None:
+    assert story.pct_range([0.0501, 0.0499]) == "5%"
+    assert story.pct_range([0.58, 0.602]) == "58% to 60%"

@@ -48,7 +48,8 @@ def purchases(spark: SparkSession) -> DataFrame:
 def scored(purchases: DataFrame) -> DataFrame:
     values = rfm.buyer_rfm(purchases, rfm.reference_day(purchases))
     segments = load_config().rfm.segments
-    return rfm.with_scores(values, rfm.quintile_cuts(values)).withColumn(
+    tiers = load_config().rfm.frequency_tiers
+    return rfm.with_scores(values, rfm.recency_cuts(values), tiers).withColumn(
         "segment", rfm.segment(segments)
     )
 
@@ -67,33 +68,41 @@ def test_reference_day_and_values(purchases: DataFrame) -> None:
     )
 
 
-def test_quintile_cuts(purchases: DataFrame) -> None:
+def test_recency_cuts(purchases: DataFrame) -> None:
     values = rfm.buyer_rfm(purchases, dt.date(2016, 3, 11))
     # percentile_approx of 10 values at p is the ceil(10 p)-th smallest: the 2nd, 4th, 6th, 8th.
-    # Frequencies sorted: 1 1 1 1 1 1 2 2 3 5.
-    assert rfm.quintile_cuts(values) == {
-        "recency": [2.0, 4.0, 6.0, 8.0],
-        "frequency": [1.0, 1.0, 1.0, 2.0],
-        "monetary": [20.0, 40.0, 60.0, 80.0],
-    }
+    assert rfm.recency_cuts(values) == [2.0, 4.0, 6.0, 8.0]
 
 
-def test_scores_with_ties(scored: DataFrame) -> None:
-    got = {r[s.BUYER_ID]: (r["r_score"], r["f_score"], r["m_score"]) for r in scored.collect()}
-    # R: 1 + cuts (2, 4, 6, 8) above the recency; F and M: 1 + cuts below the value.
-    # F: one purchase passes none of (1, 1, 1, 2): 1; two pass three: 4; three or five: 5.
+def test_scores(scored: DataFrame) -> None:
+    got = {r[s.BUYER_ID]: (r["r_score"], r["f_score"]) for r in scored.collect()}
+    # R: 1 + cuts (2, 4, 6, 8) above the recency. F, tiers 2, 3, 4, 6: one purchase 1,
+    # two 2, three 3, five 4 (reaches 2, 3 and 4, not 6).
     assert got == {
-        1: (5, 1, 1),
-        2: (4, 1, 1),
-        3: (4, 1, 2),
-        4: (3, 1, 2),
-        5: (3, 1, 3),
-        6: (2, 1, 3),
-        7: (2, 4, 4),
-        8: (1, 4, 4),
-        9: (1, 5, 5),
-        10: (1, 5, 5),
+        1: (5, 1),
+        2: (4, 1),
+        3: (4, 1),
+        4: (3, 1),
+        5: (3, 1),
+        6: (2, 1),
+        7: (2, 2),
+        8: (1, 2),
+        9: (1, 3),
+        10: (1, 4),
     }
+    assert "m_score" not in scored.columns
+
+
+def test_quintile_cuts_would_leave_frequency_scores_empty(spark: SparkSession) -> None:
+    # 76% buy once, as in the 2016 layout: quintile cuts of frequency are 1, 1, 1, 2, so
+    # scores 2 and 3 could never occur; the tiers give every score a buyer.
+    counts = [1] * 76 + [2] * 15 + [3] * 5 + [4] * 2 + [5] * 1 + [7] * 1
+    df = spark.createDataFrame([(c,) for c in counts], ["frequency"])
+    cuts = df.agg(F.percentile_approx("frequency", rfm.QUINTILES, 10_000)).first()[0]
+    assert cuts == [1, 1, 1, 2]
+    scores = df.select(rfm.frequency_score(load_config().rfm.frequency_tiers).alias("f"))
+    by_score = {r["f"]: r["count"] for r in scores.groupBy("f").count().collect()}
+    assert by_score == {1: 76, 2: 15, 3: 5, 4: 3, 5: 1}
 
 
 def test_segments_of_the_buyers(scored: DataFrame) -> None:
@@ -105,10 +114,10 @@ def test_segments_of_the_buyers(scored: DataFrame) -> None:
         4: "About to sleep",
         5: "About to sleep",
         6: "Hibernating",
-        7: "At risk",
-        8: "At risk",
-        9: "Can't lose them",
-        10: "Can't lose them",
+        7: "Hibernating",
+        8: "Hibernating",
+        9: "At risk",
+        10: "At risk",
     }
 
 
@@ -135,17 +144,35 @@ def test_segment_map_on_chosen_scores(spark: SparkSession) -> None:
     assert unnamed.count() == 0
 
 
-def test_segment_summary(scored: DataFrame, purchases: DataFrame) -> None:
-    summary = {r["segment"]: r for r in rfm.segment_summary(scored, purchases).collect()}
-    cant_lose = summary["Can't lose them"]
+def test_segment_summary(scored: DataFrame) -> None:
+    summary = {r["segment"]: r for r in rfm.segment_summary(scored).collect()}
+    at_risk = summary["At risk"]
     # Buyers 9 and 10: 90 + 100 of 550 in all; recency 9 and 10; frequency 3 and 5.
-    assert cant_lose["buyers"] == 2
-    assert cant_lose["buyer_share"] == pytest.approx(0.2)
-    assert cant_lose["value_share"] == pytest.approx(190 / 550)
-    assert (cant_lose["mean_recency"], cant_lose["mean_frequency"]) == (9.5, 4.0)
-    assert cant_lose["mean_monetary"] == pytest.approx(95.0)
-    assert cant_lose["top_categories"] == ["eBook", "Podcast"]
+    assert at_risk["buyers"] == 2
+    assert at_risk["buyer_share"] == pytest.approx(0.2)
+    assert at_risk["value_share"] == pytest.approx(190 / 550)
+    assert (at_risk["mean_recency"], at_risk["mean_frequency"]) == (9.5, 4.0)
+    assert at_risk["mean_monetary"] == pytest.approx(95.0)
     assert sum(r["buyer_share"] for r in summary.values()) == pytest.approx(1.0)
+
+
+def test_segment_categories_as_lift(scored: DataFrame, purchases: DataFrame) -> None:
+    categories = rfm.segment_categories(scored, purchases)
+    got = {(r["segment"], r[s.PRODUCT_CATEGORY]): r for r in categories.collect()}
+    # 18 purchases: buyer 10's 5 are eBook, the other 13 Podcast. At risk (buyers 9 and
+    # 10) bought 5 eBook and 3 Podcast: eBook 5/8 against 5/18 overall, a lift of 2.25;
+    # Podcast 3/8 against 13/18, 27/52.
+    ebook = got[("At risk", "eBook")]
+    assert (ebook["units"], ebook["share"]) == (5, pytest.approx(5 / 8))
+    assert ebook["overall_share"] == pytest.approx(5 / 18)
+    assert ebook["lift"] == pytest.approx(2.25)
+    assert got[("At risk", "Podcast")]["lift"] == pytest.approx(27 / 52)
+    # Hibernating (buyers 6, 7, 8) bought only Podcast: 1 against 13/18.
+    assert got[("Hibernating", "Podcast")]["lift"] == pytest.approx(18 / 13)
+    top = {r["segment"]: r for r in rfm.top_by_lift(categories).collect()}
+    assert top["At risk"]["top_categories"] == ["eBook", "Podcast"]
+    assert top["At risk"]["top_category_lifts"] == pytest.approx([2.25, 27 / 52])
+    assert top["New"]["top_categories"] == ["Podcast"]
 
 
 def test_segment_takes_the_first_matching_pattern(spark: SparkSession) -> None:

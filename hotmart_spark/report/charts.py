@@ -14,8 +14,9 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 MAIN = "#1f5f8b"
 ACCENT = "#d1495b"
@@ -39,6 +40,13 @@ STYLE = {
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 thousands = FuncFormatter(lambda x, _: f"{x:,.0f}")
 share = PercentFormatter(xmax=1.0, decimals=0)
+
+
+def share_axis(axis: Axis) -> None:
+    """Shares as whole percents, ticks on whole percents: Matplotlib's default steps of 2.5
+    would print 2.5% as "2%"."""
+    axis.set_major_locator(MaxNLocator(steps=[1, 2, 5, 10]))
+    axis.set_major_formatter(share)
 
 
 @contextmanager
@@ -82,8 +90,8 @@ def pareto(curve: pd.DataFrame, top_shares: dict[float, float]) -> bytes:
             ylabel="share of value",
             title="How much of the value the biggest producers make",
         )
-        ax.xaxis.set_major_formatter(share)
-        ax.yaxis.set_major_formatter(share)
+        share_axis(ax.xaxis)
+        share_axis(ax.yaxis)
         ax.legend(loc="lower right")
         return png(fig)
 
@@ -215,7 +223,7 @@ def breakdown_bars(levels: pd.DataFrame, dimensions: tuple[str, ...]) -> bytes:
         for ax, dimension in zip(fig.axes, dimensions, strict=True):
             rows = levels[levels["dimension"] == dimension].iloc[::-1]
             ax.barh(rows["level"], rows["value_share"], color=MAIN)
-            ax.xaxis.set_major_formatter(share)
+            share_axis(ax.xaxis)
             ax.set(xlabel="share of value", title=f"Value by {dimension.replace('_', ' ')}")
             ax.grid(axis="y", visible=False)
         return png(fig)
@@ -233,7 +241,7 @@ def share_pairs(
         ax.barh(y + 0.2, rows[first[0]], height=0.4, color=MUTED, label=first[1])
         ax.barh(y - 0.2, rows[second[0]], height=0.4, color=MAIN, label=second[1])
         ax.set_yticks(y, rows[label])
-        ax.xaxis.set_major_formatter(share)
+        share_axis(ax.xaxis)
         ax.set(xlabel="share", title=title)
         ax.grid(axis="y", visible=False)
         # Below the axes: inside, the longest bars can run under it.

@@ -238,44 +238,50 @@ def _trend_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> l
 
 
 def _segment_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> list[Table]:
-    unit = insights["run"]["value_unit"]
+    sg = insights["segments"]
     rfm = Table(
-        "Buyer segments",
-        ["segment", "buyers", "share of buyers", "share of value", "top categories"],
+        "Buyer segments; the categories each buys most against buyers overall (lift: the "
+        "category's share of the segment's purchases over its share of all purchases)",
+        ["segment", "buyers", "share of buyers", "share of value", "mean purchases", "lift"],
         [
             [
                 r["segment"],
                 count(r["buyers"]),
                 pct(r["buyer_share"]),
                 pct(r["value_share"]),
-                ", ".join(r["top_categories"]),
+                f"{r['mean_frequency']:.1f}",
+                story.lifts(r),
             ]
-            for r in sorted(insights["segments"]["rfm"], key=lambda r: -r["value_share"])
+            for r in sorted(sg["rfm"], key=lambda r: -r["value_share"])
         ],
     )
+    categories = sg["cluster_categories"]
     profiles = marts["producer_cluster_profiles"].sort_values("value_share", ascending=False)
     clusters = Table(
-        f"Producer clusters (means per producer; value in {unit})",
+        f"Producer clusters (medians per producer; value per sale in {sg['value_unit']})",
         [
             "cluster",
             "producers",
             "share of value",
-            "value",
             "units",
-            "products",
+            "value per sale",
             "affiliate share",
-            "months active",
+            *[f"share in {name}" for name in categories],
+            "growth index",
         ],
         [
             [
                 r.label,
                 count(r.producers),
                 pct(r.value_share),
-                amount(r.mean_revenue),
-                count(r.mean_units),
-                f"{r.mean_products:.1f}",
-                pct(r.mean_affiliate_units_share),
-                f"{r.mean_months_active:.1f}",
+                count(r.median_units),
+                amount(r.median_avg_value_per_sale),
+                pct(r.median_affiliate_units_share),
+                *[
+                    pct(getattr(r, f"median_category_share_{i + 1}"))
+                    for i in range(len(categories))
+                ],
+                f"{r.median_growth_index:+.2f}",
             ]
             for r in profiles.itertuples()
         ],

@@ -148,6 +148,12 @@ def bootstrap_sentence(p: dict[str, Any]) -> str:
     return sentence
 
 
+def pct_range(values: list[float]) -> str:
+    """The range of some shares in whole percents: "58% to 60%", or "5%" when one."""
+    low, high = pct(min(values), 0), pct(max(values), 0)
+    return low if low == high else f"{low} to {high}"
+
+
 def persistence_sentences(rows: list[dict[str, Any]]) -> list[str]:
     """Whether the same producers stay on top month after month."""
     if not rows:
@@ -156,10 +162,9 @@ def persistence_sentences(rows: list[dict[str, Any]]) -> list[str]:
     chance = [r["chance"] for r in rows]
     made = [r["previous_top_value_share"] for r in rows]
     return [
-        f"Month to month, {pct(min(kept), 0)} to {pct(max(kept), 0)} of a month's top 5% of "
-        f"producers were in the next month's top 5% (a random pick of producers would keep "
-        f"{pct(min(chance), 0)} to {pct(max(chance), 0)}), and they made {pct(min(made), 0)} "
-        f"to {pct(max(made), 0)} of the next month's value: "
+        f"Month to month, {pct_range(kept)} of a month's top 5% of producers were in the next "
+        f"month's top 5% (a random pick of producers would keep {pct_range(chance)}), and "
+        f"they made {pct_range(made)} of the next month's value: "
         + (
             "the platform depends on largely the same producers throughout."
             if min(kept) >= 0.5
@@ -224,6 +229,18 @@ def trends(
     return {"answer": answer, "details": details}
 
 
+# A lift within this of 1 is not named as a difference.
+LIFT_TOLERANCE = 0.1
+
+
+def lifts(segment: dict[str, Any]) -> str:
+    """A segment's categories by lift: "eBook 2.25x, Podcast 0.52x"."""
+    return ", ".join(
+        f"{name} {lift:.2f}x"
+        for name, lift in zip(segment["top_categories"], segment["top_category_lifts"], strict=True)
+    )
+
+
 def segments(sg: dict[str, Any]) -> dict[str, Any]:
     """Q3: buyer RFM segments and producer clusters."""
     rfm = sorted(sg["rfm"], key=lambda r: r["value_share"], reverse=True)
@@ -239,17 +256,63 @@ def segments(sg: dict[str, Any]) -> dict[str, Any]:
         f"({pct(biggest['producers'] / producers_total)} of producers) holds "
         f"{pct(biggest['value_share'])} of the value."
     )
-    cuts = sg["rfm_cuts"]
+    tiers = sg["frequency_tiers"]
     details = [
-        f"Buyers are scored 1 to 5 on recency (days since their last purchase, before "
-        f"{sg['reference_day']}), frequency and monetary value by quintile cut points (recency "
-        f"{', '.join(count(c) for c in cuts['recency'])} days; frequency "
-        f"{', '.join(count(c) for c in cuts['frequency'])} purchases) and named by their "
-        "recency and frequency scores.",
-        f"Producer clusters: k-means on scaled producer features, k = {sg['clusters_k']} chosen "
-        "by silhouette; each label is read off the cluster's profile.",
+        f"Buyers are scored 1 to 5 on recency by quintiles of the days since their last "
+        f"purchase (before {sg['reference_day']}; cuts at "
+        f"{', '.join(count(c) for c in sg['recency_cuts'])} days) and on frequency by "
+        f"purchase counts: 1 for one purchase, 2 from {tiers[0]}, 3 from {tiers[1]}, 4 from "
+        f"{tiers[2]} and 5 from {tiers[3]} (quintiles would tie at one purchase and leave "
+        "scores empty). Segments are named by the two scores; monetary value is not scored, "
+        "as it mostly repeats frequency.",
+        category_sentence(rfm),
+        cluster_sentence(sg),
     ]
     return {"answer": answer, "details": details}
+
+
+def category_sentence(rfm: list[dict[str, Any]]) -> str:
+    """Whether any segment buys a category notably more, or less, than buyers overall."""
+    apart = [
+        (r["segment"], name, lift)
+        for r in rfm
+        for name, lift in zip(r["top_categories"], r["top_category_lifts"], strict=True)
+        if abs(lift - 1) > LIFT_TOLERANCE
+    ]
+    if not apart:
+        return (
+            "No segment buys a category notably more than buyers overall (every named "
+            f"category's lift is within {LIFT_TOLERANCE:.0%} of 1): the segments differ in "
+            "when and how often they buy, not in what."
+        )
+    segment, name, lift = max(apart, key=lambda a: abs(a[2] - 1))
+    return (
+        f"Segments differ in what they buy: the largest difference is {segment} buying "
+        f"{name} at {lift:.2f} times its share among all buyers."
+    )
+
+
+def cluster_sentence(sg: dict[str, Any]) -> str:
+    """How producers were clustered, and how much structure the clusters show."""
+    k = sg["clusters_k"]
+    if sg["cluster_structure"] is None:
+        return "Too few producers to cluster: all are in one group."
+    silhouette = sg["cluster_silhouettes"][str(k)]
+    structure = sg["cluster_structure"]
+    meaning = {
+        "strong": "the groups are clearly apart",
+        "reasonable": "the groups are apart, though producers near their borders are not "
+        "clearly in either",
+        "weak": "the clusters are a convenient cut of a continuum rather than distinct groups",
+        "no substantial": "producers do not form groups; the clusters are an arbitrary cut",
+    }[structure]
+    return (
+        f"Producer clusters: k-means on behaviour (units as the one size measure, value per "
+        f"sale, affiliate share, category mix, growth over the producer's own active days), "
+        f"k = {k} by the best silhouette, {score(silhouette)}: {structure} structure "
+        f"(Kaufman and Rousseeuw's bands), so {meaning}. Labels come from each cluster's "
+        "medians."
+    )
 
 
 def drivers(d: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from hotmart_spark.config import Config
 from hotmart_spark.stages.stage import (
     Stage,
     output_root,
-    period,
     publish_insights,
     read,
     record_in_manifest,
@@ -41,14 +40,21 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     with Pool(1, "producer-clusters", spark) as pool:
         clusters_done = pool.submit(producer_clusters, spark, purchases, config)
         reference = rfm.reference_day(purchases)
+        tiers = list(config.rfm.frequency_tiers)
         with persisted(rfm.buyer_rfm(purchases, reference)) as values:
-            cuts = rfm.quintile_cuts(values)
-            scored = rfm.with_scores(values, cuts).withColumn(
+            cuts = rfm.recency_cuts(values)
+            scored = rfm.with_scores(values, cuts, tiers).withColumn(
                 "segment", rfm.segment(config.rfm.segments)
             )
             write(scored, config, "marts/buyer_rfm")
-            buyer_rfm = read(spark, out, "marts/buyer_rfm")
-            write(rfm.segment_summary(buyer_rfm, purchases), config, "marts/rfm_segments")
+        buyer_rfm = read(spark, out, "marts/buyer_rfm")
+        write(rfm.segment_categories(buyer_rfm, purchases), config, "marts/rfm_segment_categories")
+        categories = read(spark, out, "marts/rfm_segment_categories")
+        write(
+            rfm.segment_summary(buyer_rfm).join(rfm.top_by_lift(categories), "segment", "left"),
+            config,
+            "marts/rfm_segments",
+        )
         clustered = clusters_done.result()
     segments = rfm_insights(spark, out)
     publish_insights(
@@ -57,7 +63,8 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         {
             "value_unit": scale.unit,
             "reference_day": reference.isoformat(),
-            "rfm_cuts": cuts,
+            "recency_cuts": cuts,
+            "frequency_tiers": tiers,
             "rfm": segments,
             **clustered,
         },
@@ -70,7 +77,8 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
             "z_min": z_min,
             "value_unit": scale.unit,
             "reference_day": reference.isoformat(),
-            "rfm_cuts": cuts,
+            "recency_cuts": cuts,
+            "frequency_tiers": tiers,
             "cluster_silhouettes": clustered["cluster_silhouettes"],
             "timings": {"total_s": round(time.time() - started, 2)},
         },
@@ -83,6 +91,17 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
             100 * r["buyer_share"],
             100 * r["value_share"],
         )
+    log.info(
+        "recency cuts %s days; frequency tiers %s purchases",
+        "/".join(f"{c:g}" for c in cuts),
+        "/".join(str(t) for t in tiers),
+    )
+    log.info(
+        "silhouette by k: %s; k = %d, %s structure",
+        ", ".join(f"{k}: {v:.3f}" for k, v in clustered["cluster_silhouettes"].items()),
+        clustered["clusters_k"],
+        clustered["cluster_structure"],
+    )
     for c in clustered["producer_clusters"]:
         log.info(
             "cluster %d: %-40s %6d producers, %5.1f%% of value",
@@ -91,11 +110,12 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
             c["producers"],
             100 * c["value_share"],
         )
-    return {"reference_day": reference, "cuts": cuts, "rfm": segments, **clustered}
+    return {"reference_day": reference, "recency_cuts": cuts, "rfm": segments, **clustered}
 
 
 def rfm_insights(spark: SparkSession, out: str) -> list[dict[str, Any]]:
-    """Q3's buyer segments, most value first: size, shares and their top categories."""
+    """Q3's buyer segments, most value first: size, shares, mean purchases and the
+    categories they buy more than buyers overall."""
     summary = read(spark, out, "marts/rfm_segments").orderBy(F.desc("value")).collect()
     return [
         {
@@ -103,7 +123,9 @@ def rfm_insights(spark: SparkSession, out: str) -> list[dict[str, Any]]:
             "buyers": r["buyers"],
             "buyer_share": r["buyer_share"],
             "value_share": r["value_share"],
+            "mean_frequency": r["mean_frequency"],
             "top_categories": list(r["top_categories"] or []),
+            "top_category_lifts": list(r["top_category_lifts"] or []),
         }
         for r in summary
     ]
@@ -111,7 +133,8 @@ def rfm_insights(spark: SparkSession, out: str) -> list[dict[str, Any]]:
 
 def producer_clusters(spark: SparkSession, purchases: DataFrame, config: Config) -> dict[str, Any]:
     """Cluster producers, label each cluster from its profile, write the three tables."""
-    features = clusters.producer_features(purchases, *period(config))
+    categories = clusters.largest_categories(purchases)
+    features = clusters.producer_features(purchases, categories)
     with persisted(features) as features:
         k_range = range(config.clusters.k_min, config.clusters.k_max + 1)
         result = clusters.cluster_producers(
@@ -119,8 +142,10 @@ def producer_clusters(spark: SparkSession, purchases: DataFrame, config: Config)
         )
         profile_table = clusters.cluster_profiles(result.assigned)
         profiles = profile_table.orderBy("cluster").collect()
-        overall = features.agg(*[F.avg(c).alias(c) for c in clusters.FEATURES]).first().asDict()
-        labels = clusters.unique_labels([clusters.label(p.asDict(), overall) for p in profiles])
+        overall = clusters.overall_medians(features)
+        labels = clusters.unique_labels(
+            [clusters.label(p.asDict(), overall, categories) for p in profiles]
+        )
         named = spark.createDataFrame(
             [(p["cluster"], name) for p, name in zip(profiles, labels, strict=True)],
             ["cluster", "label"],
@@ -140,9 +165,14 @@ def producer_clusters(spark: SparkSession, purchases: DataFrame, config: Config)
     )
     scores = spark.createDataFrame(result.scores, "k int, silhouette double")
     write(scores, config, "marts/producer_cluster_silhouettes")
+    silhouettes = dict(result.scores)
     return {
         "clusters_k": result.k,
         "cluster_silhouettes": {str(k): score for k, score in result.scores},
+        "cluster_structure": clusters.structure_in_words(silhouettes[result.k])
+        if result.k in silhouettes
+        else None,
+        "cluster_categories": categories,
         "producer_clusters": [
             {
                 "cluster": p["cluster"],

@@ -1,8 +1,7 @@
-"""Q3: producer segments, by k-means on producer features, with labels read off each profile."""
+"""Q3: producer segments, by k-means on producer behaviour, labelled from each cluster's medians."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,16 +12,20 @@ from pyspark.sql import functions as F
 from sklearn.cluster import KMeans
 
 from hotmart_spark import schema as s
-from hotmart_spark.transforms.producers import distinct_count, producer_measures
+from hotmart_spark.transforms.producers import is_affiliate_sale
 from hotmart_spark.transforms.shares import with_shares
-from hotmart_spark.transforms.trends import period_halves
 
 log = logging.getLogger(__name__)
 
-# Feature columns; the skewed ones enter the model as log(1 + x).
-SKEWED = ("revenue", "units", "products", "niches", "avg_value_per_sale")
-LINEAR = ("affiliate_units_share", "months_active", "growth_index")
+# Behaviour, with size once (units: not shifted by the unknown lowest price as value is).
+# The skewed ones enter the model as log(1 + x).
+CATEGORY_FEATURES = 3
+CATEGORY_SHARES = tuple(f"category_share_{i}" for i in range(1, CATEGORY_FEATURES + 1))
+SKEWED = ("units", "avg_value_per_sale")
+LINEAR = ("affiliate_units_share", *CATEGORY_SHARES, "growth_index")
 FEATURES = SKEWED + LINEAR
+# Kaufman and Rousseeuw (1990), for the mean silhouette of the chosen k.
+STRUCTURE_WORDS = ((0.7, "strong"), (0.5, "reasonable"), (0.25, "weak"))
 
 
 @dataclass(frozen=True)
@@ -34,27 +37,59 @@ class Clustering:
     k: int
 
 
-def producer_features(purchases: DataFrame, start: dt.date, end: dt.date) -> DataFrame:
-    """One row per producer: the producers mart's measures plus niches and growth_index.
-
-    growth_index = (second half value - first half value) / (their sum), from -1 (sold only
-    in the first half) to 1 (only in the second); halves as in `trends.period_halves`.
-    """
-    in_first, in_second = period_halves(start, end)
-    first = F.when(in_first, F.col("value")).otherwise(0.0)
-    second = F.when(in_second, F.col("value")).otherwise(0.0)
-    # The mart's measures and these in one aggregate: one pass over the purchases, no join.
-    measured = purchases.groupBy(s.PRODUCER_ID).agg(
-        *producer_measures(),
-        distinct_count(s.PRODUCT_NICHE).alias("niches"),
-        F.sum(first).alias("_first"),
-        F.sum(second).alias("_second"),
+def largest_categories(purchases: DataFrame, n: int = CATEGORY_FEATURES) -> list[str]:
+    """The platform's n categories with the most units (ties by name)."""
+    rows = (
+        purchases.groupBy(s.PRODUCT_CATEGORY)
+        .agg(F.count(F.lit(1)).alias("units"))
+        .orderBy(F.desc("units"), s.PRODUCT_CATEGORY)
+        .limit(n)
+        .collect()
     )
+    return [r[s.PRODUCT_CATEGORY] for r in rows]
+
+
+def producer_features(purchases: DataFrame, categories: Sequence[str]) -> DataFrame:
+    """One row per producer: revenue (for value shares, not a feature) and FEATURES.
+
+    category_share_i is the share of the producer's units in the platform's i-th largest
+    category (`largest_categories`; 0 where there are fewer). growth_index says where the
+    producer's units sit in its own active days, first to last sale day: with mean sale
+    day m, (2 m - first - last) / (last - first), from -1 (all on its first day) to 1 (all
+    on its last); 0 for even sales or a single day, 1/3 for sales rising linearly from
+    zero. Its own days, not the period's: a producer who started in May is not growing
+    for having sold nothing before.
+    """
+    day = F.datediff(F.to_date(s.PURCHASE_DATE), F.lit("1970-01-01"))
+    shares = [
+        F.avg((F.col(s.PRODUCT_CATEGORY) == F.lit(categories[i])).cast("double"))
+        if i < len(categories)
+        else F.lit(0.0)
+        for i in range(CATEGORY_FEATURES)
+    ]
+    measured = purchases.groupBy(s.PRODUCER_ID).agg(
+        F.sum("value").alias("revenue"),
+        F.count(F.lit(1)).alias("units"),
+        F.avg("value").alias("avg_value_per_sale"),
+        F.avg(is_affiliate_sale().cast("double")).alias("affiliate_units_share"),
+        *[share.alias(name) for share, name in zip(shares, CATEGORY_SHARES, strict=True)],
+        F.avg(day).alias("_mean_day"),
+        F.min(day).alias("_first"),
+        F.max(day).alias("_last"),
+    )
+    span = F.col("_last") - F.col("_first")
     growth = F.when(
-        F.col("_first") + F.col("_second") > 0,
-        (F.col("_second") - F.col("_first")) / (F.col("_first") + F.col("_second")),
+        span > 0, (2 * F.col("_mean_day") - F.col("_first") - F.col("_last")) / span
     ).otherwise(0.0)
-    return measured.withColumn("growth_index", growth).select(s.PRODUCER_ID, *FEATURES)
+    return measured.withColumn("growth_index", growth).select(s.PRODUCER_ID, "revenue", *FEATURES)
+
+
+def structure_in_words(silhouette: float) -> str:
+    """The strength of a clustering by its mean silhouette (Kaufman and Rousseeuw 1990)."""
+    for floor, words in STRUCTURE_WORDS:
+        if silhouette > floor:
+            return words
+    return "no substantial"
 
 
 def cluster_producers(
@@ -148,29 +183,57 @@ def nearest_centroid(point: Sequence[Column], centers: Sequence[Sequence[float]]
 
 
 def cluster_profiles(assigned: DataFrame) -> DataFrame:
-    """Per cluster: producers, value share and the mean of every raw feature."""
+    """Per cluster: producers, value share and the median of every feature (the producer
+    features are skewed: a mean is pulled by a few large producers)."""
     profiles = assigned.groupBy("cluster").agg(
         F.count(F.lit(1)).alias("producers"),
         F.sum("revenue").alias("value"),
-        *[F.avg(c).alias(f"mean_{c}") for c in FEATURES],
+        *[F.percentile_approx(c, 0.5, 10_000).alias(f"median_{c}") for c in FEATURES],
     )
     return with_shares(profiles, {"producers": "producer_share", "value": "value_share"})
 
 
-def label(profile: dict[str, float], overall: dict[str, float]) -> str:
-    """A readable name from a cluster's means against all producers' means.
+def overall_medians(features: DataFrame) -> dict[str, float]:
+    """Every feature's median over all producers."""
+    row = features.agg(*[F.percentile_approx(c, 0.5, 10_000).alias(c) for c in FEATURES]).first()
+    return {c: float(row[c]) for c in FEATURES}
 
-    Size: mean revenue at least 1.5 times the producers' mean is large, at most half is small.
-    Channel: at least half of units through affiliates is affiliate-driven, at most 10% direct.
-    Trend: growth_index at least 0.2 is growing, at most -0.2 shrinking.
+
+def label(profile: dict[str, float], overall: dict[str, float], categories: Sequence[str]) -> str:
+    """A readable name from a cluster's medians against all producers' medians.
+
+    Size: median units at least twice the producers' median is large, at most half small.
+    Channel: a median of at least half of units through affiliates is affiliate-driven, at
+    most 10% direct. Category: "mostly <category>" when the median producer sells at least
+    half its units in it. Price: median value per sale at least 1.5 times the producers'
+    median is high-priced, at most 2/3 low-priced (in relative units a ranking of prices,
+    not their ratio). Trend: growth_index at least 0.15 is growing, at most -0.15 shrinking.
     """
-    ratio = profile["mean_revenue"] / overall["revenue"] if overall["revenue"] else 1.0
-    size = "large" if ratio >= 1.5 else "small" if ratio <= 0.5 else "mid-size"
-    share = profile["mean_affiliate_units_share"]
+
+    def ratio(feature: str) -> float:
+        whole = overall[feature]
+        return profile[f"median_{feature}"] / whole if whole else 1.0
+
+    size = "large" if ratio("units") >= 2 else "small" if ratio("units") <= 0.5 else "mid-size"
+    share = profile["median_affiliate_units_share"]
     channel = "affiliate-driven" if share >= 0.5 else "direct" if share <= 0.1 else "mixed channels"
-    growth = profile["mean_growth_index"]
-    trend = "growing" if growth >= 0.2 else "shrinking" if growth <= -0.2 else "steady"
-    return f"{size}, {channel}, {trend}"
+    mostly = [
+        name
+        for name, column in zip(categories, CATEGORY_SHARES, strict=False)
+        if profile[f"median_{column}"] >= 0.5
+    ]
+    category = f"mostly {mostly[0]}" if mostly else "mixed categories"
+    price_ratio = ratio("avg_value_per_sale")
+    price = (
+        "high-priced"
+        if price_ratio >= 1.5
+        else "low-priced"
+        if price_ratio <= 2 / 3
+        else "mid-priced"
+    )
+    growth = profile["median_growth_index"]
+    trend = "growing" if growth >= 0.15 else "shrinking" if growth <= -0.15 else "steady"
+    return f"{size}, {channel}, {category}, {price}, {trend}"
 
 
 def unique_labels(labels: list[str]) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -14,6 +14,9 @@ from hotmart_spark.transforms.shares import with_shares
 
 QUINTILES = [0.2, 0.4, 0.6, 0.8]
 UNSEGMENTED = "Other"
+# A category below this share of a segment's purchases is not named for it, whatever its
+# lift: a high ratio of tiny shares is noise.
+MIN_CATEGORY_SHARE = 0.02
 
 
 def reference_day(purchases: DataFrame) -> dt.date:
@@ -32,36 +35,35 @@ def buyer_rfm(purchases: DataFrame, reference: dt.date) -> DataFrame:
     )
 
 
-def quintile_cuts(rfm: DataFrame) -> dict[str, list[float]]:
-    """The 20/40/60/80% cut points of recency, frequency and monetary (percentile_approx)."""
-    row = rfm.agg(
-        *[
-            F.percentile_approx(c, QUINTILES, 10_000).alias(c)
-            for c in ("recency", "frequency", "monetary")
-        ]
-    ).first()
-    return {c: [float(x) for x in row[c]] for c in ("recency", "frequency", "monetary")}
+def recency_cuts(rfm: DataFrame) -> list[float]:
+    """The 20/40/60/80% cut points of recency in days (percentile_approx)."""
+    return [float(x) for x in rfm.agg(F.percentile_approx("recency", QUINTILES, 10_000)).first()[0]]
 
 
-def score(col: str, cuts: list[float], higher_is_better: bool = True) -> Column:
-    """1 + the number of cut points the value is strictly beyond.
-
-    Equal values always share a score. With heavy ties (most buyers buy once, so several
-    frequency cuts equal 1) a one-time buyer passes no cut and scores 1 while any repeat
-    buyer passes all the tied cuts and scores 4 or 5: the score still separates them.
-    Recency is inverted: beyond means more recent (fewer days).
-    """
-    passed = [
-        (F.col(col) > cut if higher_is_better else F.col(col) < cut).cast("int") for cut in cuts
-    ]
+def recency_score(cuts: Sequence[float]) -> Column:
+    """1 + the number of cut points the buyer's recency is more recent than (fewer days):
+    5 for the most recent fifth. Equal recencies share a score."""
+    passed = [(F.col("recency") < cut).cast("int") for cut in cuts]
     return (F.lit(1) + sum(passed[1:], passed[0])).cast("int")
 
 
-def with_scores(rfm: DataFrame, cuts: Mapping[str, list[float]]) -> DataFrame:
-    return (
-        rfm.withColumn("r_score", score("recency", cuts["recency"], higher_is_better=False))
-        .withColumn("f_score", score("frequency", cuts["frequency"]))
-        .withColumn("m_score", score("monetary", cuts["monetary"]))
+def frequency_score(tiers: Sequence[int]) -> Column:
+    """1 for one purchase, then 1 + the number of tiers (purchase counts) reached.
+
+    Quintile cuts would not separate: when most buyers buy once, several cuts equal 1, so a
+    one-time buyer scores 1, every repeat buyer 4 or 5, and scores 2 and 3 (and the segments
+    named by them) stay empty by construction.
+    """
+    reached = [(F.col("frequency") >= tier).cast("int") for tier in tiers]
+    return (F.lit(1) + sum(reached[1:], reached[0])).cast("int")
+
+
+def with_scores(rfm: DataFrame, cuts: Sequence[float], tiers: Sequence[int]) -> DataFrame:
+    """r_score and f_score, 1 to 5. Monetary is not scored: the segments are named by R and
+    F, and monetary is mostly frequency times price (in relative units, a price shifted by
+    the unknown lowest one), so a score of it would rank buyers by F again."""
+    return rfm.withColumn("r_score", recency_score(cuts)).withColumn(
+        "f_score", frequency_score(tiers)
     )
 
 
@@ -87,8 +89,8 @@ def segment(segments: Mapping[str, str]) -> Column:
     return lookup[F.col("r_score") * 10 + F.col("f_score")]
 
 
-def segment_summary(scored: DataFrame, purchases: DataFrame, top_categories: int = 3) -> DataFrame:
-    """Per segment: buyers, buyer and value shares, mean R/F/M and the top categories by value."""
+def segment_summary(scored: DataFrame) -> DataFrame:
+    """Per segment: buyers, buyer and value shares, mean recency, frequency and monetary."""
     per_segment = scored.groupBy("segment").agg(
         F.count(F.lit(1)).alias("buyers"),
         F.sum("monetary").alias("value"),
@@ -96,20 +98,48 @@ def segment_summary(scored: DataFrame, purchases: DataFrame, top_categories: int
         F.avg("frequency").alias("mean_frequency"),
         F.avg("monetary").alias("mean_monetary"),
     )
-    categories = (
-        purchases.join(scored.select(s.BUYER_ID, "segment"), s.BUYER_ID)
+    return with_shares(per_segment, {"buyers": "buyer_share", "value": "value_share"})
+
+
+def segment_categories(scored: DataFrame, purchases: DataFrame) -> DataFrame:
+    """Per segment and category: the category's share of the segment's purchases, its share
+    of all purchases, and their ratio, the lift (above 1: the segment buys it more than
+    buyers overall). Units, not value: in relative units a share of value is not a share of
+    money, and every segment would show the categories that are large overall."""
+    counted = (
+        purchases.select(s.BUYER_ID, s.PRODUCT_CATEGORY)
+        .join(scored.select(s.BUYER_ID, "segment"), s.BUYER_ID)
         .groupBy("segment", s.PRODUCT_CATEGORY)
-        .agg(F.sum("value").alias("category_value"))
-        .withColumn(
-            "place",
-            F.row_number().over(
-                Window.partitionBy("segment").orderBy(F.desc("category_value"), s.PRODUCT_CATEGORY)
-            ),
-        )
-        .where(F.col("place") <= top_categories)
-        .groupBy("segment")
-        .agg(F.array_sort(F.collect_list(F.struct("place", s.PRODUCT_CATEGORY))).alias("_top"))
-        .select("segment", F.col(f"_top.{s.PRODUCT_CATEGORY}").alias("top_categories"))
+        .agg(F.count(F.lit(1)).alias("units"))
     )
-    shared = with_shares(per_segment, {"buyers": "buyer_share", "value": "value_share"})
-    return shared.join(categories, "segment", "left")
+    segment_units = Window.partitionBy("segment")
+    category_units = Window.partitionBy(s.PRODUCT_CATEGORY)
+    # The table is segments x categories; the overall total is a sum over its rows.
+    overall = counted.agg(F.sum("units").alias("_all"))
+    return (
+        counted.crossJoin(F.broadcast(overall))
+        .withColumn("share", F.col("units") / F.sum("units").over(segment_units))
+        .withColumn("overall_share", F.sum("units").over(category_units) / F.col("_all"))
+        .withColumn("lift", F.col("share") / F.col("overall_share"))
+        .drop("_all")
+    )
+
+
+def top_by_lift(categories: DataFrame, top: int = 3) -> DataFrame:
+    """Per segment, its `top` categories by lift among those with at least
+    MIN_CATEGORY_SHARE of its purchases: what sets the segment apart, not what is large."""
+    place = Window.partitionBy("segment").orderBy(F.desc("lift"), s.PRODUCT_CATEGORY)
+    return (
+        categories.where(F.col("share") >= MIN_CATEGORY_SHARE)
+        .withColumn("place", F.row_number().over(place))
+        .where(F.col("place") <= top)
+        .groupBy("segment")
+        .agg(
+            F.array_sort(F.collect_list(F.struct("place", s.PRODUCT_CATEGORY, "lift"))).alias("_t")
+        )
+        .select(
+            "segment",
+            F.col(f"_t.{s.PRODUCT_CATEGORY}").alias("top_categories"),
+            F.col("_t.lift").alias("top_category_lifts"),
+        )
+    )
