@@ -3,7 +3,11 @@
 #
 #   ./spark-submit.sh [spark-submit options] jobs/<job>.py [job options]
 #
-# HOTMART_SPARK_PROFILE=cluster picks conf/spark-cluster.properties (default: local);
+# The cluster's spark-defaults.conf ($SPARK_CONF_DIR or $SPARK_HOME/conf) is always
+# loaded. HOTMART_SPARK_PROFILE=local (the default) adds the project's local tuning,
+# conf/spark-local.properties, over it; HOTMART_SPARK_PROFILE=cluster adds nothing, so the
+# cluster's own settings apply (a --properties-file given here goes over them, as
+# conf/spark-cluster.properties can). A --conf given here wins over all of them.
 # SPARK_MASTER=spark://host:7077 (or --master) sends the job to a cluster master.
 set -euo pipefail
 root=$(cd "$(dirname "$0")" && pwd)
@@ -42,11 +46,12 @@ fi
 export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-${PYSPARK_PYTHON:-python3}}"
 
 profile=${HOTMART_SPARK_PROFILE:-local}
-properties="$root/conf/spark-$profile.properties"
-if [ ! -f "$properties" ]; then
-    echo "error: no Spark properties for profile '$profile': $properties" >&2
-    exit 2
-fi
+case "$profile" in
+    local) properties=(--properties-file "$root/conf/spark-local.properties" --load-spark-defaults) ;;
+    cluster) properties=(--load-spark-defaults) ;;
+    *) echo "error: HOTMART_SPARK_PROFILE must be local or cluster, not '$profile'" >&2
+       exit 2 ;;
+esac
 # MariaDB Connector/J (Debian: libmariadb-java) reads jdbc:mysql:// inputs; it goes along
 # whenever it is installed.
 mariadb_jar=${HOTMART_JDBC_JAR:-/usr/share/java/mariadb-java-client.jar}
@@ -92,8 +97,24 @@ PY
 # against 114.8 and 117.1 s with the defaults, 179-188 CPU seconds against 212-215; README,
 # Performance).
 jit_options="-XX:InlineSmallCode=1000 -XX:FreqInlineSize=100"
-java_options="-Dlog4j2.configurationFile=file:$root/conf/log4j2.properties -XX:+ExitOnOutOfMemoryError -XX:+UseParallelGC $jit_options"
-submit=("$submit" --properties-file "$properties" --py-files "$root/build/hotmart_spark.zip")
+java_options="-Dlog4j2.configurationFile=file:$root/conf/log4j2.properties -XX:+ExitOnOutOfMemoryError"
+if [ "$profile" = local ]; then
+    java_options="$java_options -XX:+UseParallelGC $jit_options"
+fi
+# --driver-java-options replaces spark.driver.extraJavaOptions wherever it was set, so the
+# administrator's (spark-defaults.conf) come first and a --conf given here last: for a
+# flag given twice, the JVM keeps the last.
+defaults_file="${SPARK_CONF_DIR:-${spark_jars:+$(dirname "$spark_jars")/conf}}/spark-defaults.conf"
+if [ -f "$defaults_file" ]; then
+    admin=$(sed -n 's/^[[:space:]]*spark\.driver\.extraJavaOptions[[:space:]=]\+//p' "$defaults_file" | tail -n 1)
+    java_options="${admin:+$admin }$java_options"
+fi
+for ((i = 0; i < ${#spark_args[@]}; i++)); do
+    if [[ "${spark_args[$i]}" == spark.driver.extraJavaOptions=* ]]; then
+        java_options="$java_options ${spark_args[$i]#spark.driver.extraJavaOptions=}"
+    fi
+done
+submit=("$submit" "${properties[@]}" --py-files "$root/build/hotmart_spark.zip")
 
 # Class-data sharing: the driver JVM maps the classes a run loads (Spark's, Scala's,
 # Hadoop's) from an archive instead of reading and verifying them from the jars every time
@@ -106,7 +127,8 @@ submit=("$submit" --properties-file "$properties" --py-files "$root/build/hotmar
 # succeeded. HOTMART_SPARK_CDS=0 turns this off.
 archive=
 java_bin=$(command -v "${JAVA_HOME:+$JAVA_HOME/bin/}java" || true)
-if [ "${HOTMART_SPARK_CDS:-1}" != 0 ] && [ -n "$java_bin" ] && [ -d "$spark_jars" ]; then
+if [ "$profile" = local ] && [ "${HOTMART_SPARK_CDS:-1}" != 0 ] && [ -n "$java_bin" ] \
+    && [ -d "$spark_jars" ]; then
     java_bin=$(readlink -f "$java_bin")
     cds_dir=${HOTMART_SPARK_CDS_DIR:-$root/build/cds}
     digest=$( { echo "$spark_jars"
@@ -123,6 +145,9 @@ if [ -z "$archive" ] || [ "$(basename "$job")" != pipeline.py ]; then
 fi
 mkdir -p "$cds_dir"
 partial="$archive.$$.partial"
+# The job leaves this file only when it started Spark and finished: a run that stopped
+# earlier (--help, a bad option) would archive too few classes for the runs after it.
+export HOTMART_SPARK_CDS_DONE="$partial.done"
 "${submit[@]}" --driver-java-options "$java_options -XX:ArchiveClassesAtExit=$partial -Xlog:cds*=off" \
     "${spark_args[@]}" "$job" "$@" &
 driver=$!
@@ -134,10 +159,10 @@ while kill -0 "$driver" 2>/dev/null; do
     status=0
     wait "$driver" || status=$?
 done
-if [ "$status" = 0 ] && [ -s "$partial" ]; then
+if [ "$status" = 0 ] && [ -s "$partial" ] && [ -f "$HOTMART_SPARK_CDS_DONE" ]; then
     # The archives of an earlier JDK or Spark serve no more.
     find "$cds_dir" -maxdepth 1 -name 'driver-*.jsa' ! -name "$(basename "$archive")" -delete
     mv -f "$partial" "$archive"
 fi
-rm -f "$partial"
+rm -f "$partial" "$HOTMART_SPARK_CDS_DONE"
 exit "$status"

@@ -11,9 +11,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from hotmart_spark import outputs, runs
-from hotmart_spark.config import Config, load_config
+from hotmart_spark.config import Config, config_sources, load_config, render_config
 from hotmart_spark.errors import UserError
 from hotmart_spark.filesystem import is_local, local_path
 from hotmart_spark.session import build_session
@@ -29,6 +30,7 @@ EXIT_QUALITY_GATE = 5
 # Another run holds the output root: try again later.
 EXIT_OUTPUT_ROOT_BUSY = 4
 DEBUG_ENV = "HOTMART_SPARK_DEBUG"
+CDS_DONE_ENV = "HOTMART_SPARK_CDS_DONE"
 # Each job's module (whose run(spark, config) it calls) and what it does.
 JOBS: dict[str, tuple[str, str]] = {
     "generate": (
@@ -68,7 +70,12 @@ def job_config(argv: Sequence[str] | None, description: str) -> Config:
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="override a config key (repeatable)",
+        help="override a config key (repeatable); wins over the file and the environment",
+    )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config, each key with where its value came from, and exit",
     )
     args = parser.parse_args(argv)
     overrides = list(args.set)
@@ -80,7 +87,10 @@ def job_config(argv: Sequence[str] | None, description: str) -> Config:
         overrides.append(f"input.from_month={args.from_month}")
     if args.to_month:
         overrides.append(f"input.to_month={args.to_month}")
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, overrides, os.environ)
+    if args.print_config:
+        print(render_config(config, config_sources(args.config, overrides, os.environ)), end="")
+        raise SystemExit(0)
     out = config.paths.output
     if is_local(out) and local_path(out).is_file():
         raise UserError(f"--output {out} is a file: name a folder for the run's outputs")
@@ -119,6 +129,7 @@ def run_job(name: str, argv: Sequence[str] | None = None) -> int:
         try:
             if name in NOT_ON_AN_OUTPUT_ROOT:
                 job.run(spark, config)
+                mark_finished()
                 return 0
             details = {"input": config.paths.input, "output": config.paths.output}
             with runs.output_run(
@@ -150,7 +161,16 @@ def run_job(name: str, argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
+    mark_finished()
     return 0
+
+
+def mark_finished() -> None:
+    """Leaves the file spark-submit.sh names, if any: the run started Spark and finished,
+    so the class archive its JVM writes at exit holds the classes a whole run loads."""
+    done = os.environ.get(CDS_DONE_ENV)
+    if done:
+        Path(done).touch()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

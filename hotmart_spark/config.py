@@ -1,11 +1,13 @@
 """Typed, frozen configuration: the package's defaults.toml, then the user's TOML file (only
-the keys it sets), then `section.key=value` overrides."""
+the keys it sets), HOTMART_SPARK__ environment variables, then `section.key=value`
+overrides."""
 
 from __future__ import annotations
 
 import codecs
 import dataclasses
 import datetime as dt
+import json
 import re
 import tomllib
 import typing
@@ -191,17 +193,101 @@ class Config:
         return _jsonable(dataclasses.asdict(self))
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """The defaults, the keys the TOML file at path sets, then `section.key=value`
-    overrides; every value checked."""
-    raw = tomllib.loads(DEFAULTS.read_text(encoding="utf-8"))
-    if path:
-        _merge(raw, _read_toml(Path(path)))
-    for override in overrides or []:
-        _apply_override(raw, override)
+# HOTMART_SPARK__PERIOD__END=2016-06-30 sets period.end: the prefix, then the section and
+# key (and a subsection's), each after two underscores, in any case.
+ENV_PREFIX = "HOTMART_SPARK__"
+DEFAULT_SOURCE = "default"
+COMMAND_LINE = "command line"
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    environ: typing.Mapping[str, str] | None = None,
+) -> Config:
+    """The defaults, the keys the TOML file at path sets, the HOTMART_SPARK__ variables of
+    `environ` (none unless given), then `section.key=value` overrides; every value checked."""
+    raw, _ = _layers(path, overrides, environ)
     config = _build(Config, raw, prefix="")
     _check(config)
     return config
+
+
+def config_sources(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    environ: typing.Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Where each key's value comes from, by "section.key": "default", "file <path>",
+    "environment <variable>" or "command line"; the last layer that sets a key wins."""
+    return _layers(path, overrides, environ)[1]
+
+
+def _layers(
+    path: str | Path | None,
+    overrides: list[str] | None,
+    environ: typing.Mapping[str, str] | None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    raw = tomllib.loads(DEFAULTS.read_text(encoding="utf-8"))
+    sources = dict.fromkeys(_keys(raw), DEFAULT_SOURCE)
+    if path:
+        changes = _read_toml(Path(path))
+        _merge(raw, changes)
+        sources.update(dict.fromkeys(_keys(changes), f"file {path}"))
+    for name, value in sorted((environ or {}).items()):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        key = ".".join(name[len(ENV_PREFIX) :].lower().split("__"))
+        _apply_override(raw, f"{key}={value}", source=f"environment variable {name}")
+        sources[key] = f"environment {name}"
+    for override in overrides or []:
+        _apply_override(raw, override)
+        sources[override.partition("=")[0].strip()] = COMMAND_LINE
+    return raw, sources
+
+
+def _keys(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    """Every leaf's dotted key."""
+    keys = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            keys += _keys(value, f"{prefix}{key}.")
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def render_config(config: Config, sources: dict[str, str]) -> str:
+    """The resolved config as TOML that load_config reads back, each key with its source."""
+    lines: list[str] = []
+
+    def section(name: str, values: dict[str, Any]) -> None:
+        leaves = {k: v for k, v in values.items() if not isinstance(v, dict)}
+        if leaves:
+            lines.extend(["", f"[{name}]"])
+            for key, value in leaves.items():
+                dotted = f"{name}.{key}"
+                shown = json.dumps(key) if not key.isidentifier() else key
+                lines.append(f"{shown} = {_toml_value(value)}  # {sources.get(dotted, '?')}")
+        for key, value in values.items():
+            if isinstance(value, dict):
+                section(f"{name}.{key}", value)
+
+    for name, values in _jsonable(dataclasses.asdict(config)).items():
+        section(name, values)
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if value is None:
+        return '"auto"'  # the only optional values are dates, where absent means "auto"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -222,16 +308,16 @@ def _merge(base: dict[str, Any], changes: dict[str, Any]) -> None:
             base[key] = value
 
 
-def _apply_override(raw: dict[str, Any], override: str) -> None:
+def _apply_override(raw: dict[str, Any], override: str, source: str = "--set") -> None:
     key, sep, value = override.partition("=")
     parts = key.strip().split(".")
     if not sep or len(parts) < 2 or not all(parts):
-        raise UserError(f"--set expects section.key=value, got '{override}'")
+        raise UserError(f"{source} expects section.key=value, got '{override}'")
     node = raw
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise UserError(f"--set {key}: '{part}' is not a section")
+            raise UserError(f"{source} {key}: '{part}' is not a section")
     # Kept as text here; _build converts it to the field's declared type.
     node[parts[-1]] = _OverrideText(value.strip())
 

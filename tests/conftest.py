@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
@@ -47,6 +47,18 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 SMALL_CATALOGUE = ("drivers.early_sales=3", "drivers.min_products=20", "drivers.trees=10")
 
 HEADER = ",".join([name for name, _ in s.PURCHASE_FIELDS] + [s.VENDA])
+
+
+# CI sets this (.ci/run, after `make tools`): a test whose tool is missing fails there
+# instead of being skipped.
+REQUIRE_TOOLS_ENV = "HOTMART_SPARK_REQUIRE_TOOLS"
+
+
+def missing_tool(what: str) -> NoReturn:
+    """Skip, with one line saying what is missing, or fail where the tools must be there."""
+    if os.environ.get(REQUIRE_TOOLS_ENV) == "1":
+        pytest.fail(f"{what} is not installed: run make tools")
+    pytest.skip(f"{what} is not installed (make tools installs it)")
 
 
 @pytest.fixture(scope="session")

@@ -169,6 +169,8 @@ def submit(cluster: Cluster, raw: Path, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             str(ROOT / "spark-submit.sh"),
+            "--properties-file",
+            str(ROOT / "conf" / "spark-cluster.properties"),
             *settings,
             "jobs/pipeline.py",
             "--input",

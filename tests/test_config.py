@@ -8,7 +8,7 @@ import pytest
 
 from hotmart_spark import config as config_module
 from hotmart_spark.cli import EXIT_USER_ERROR, run_job
-from hotmart_spark.config import DEFAULTS, load_config
+from hotmart_spark.config import DEFAULTS, config_sources, load_config
 from hotmart_spark.errors import UserError
 
 
@@ -106,6 +106,56 @@ def test_a_config_file_sets_only_the_keys_it_changes(tmp_path: Path) -> None:
     assert config.quality.actions["malformed"] == "quarantine"
     assert config.generator.rows == 1_599_828
     assert load_config(mine, ["period.end=2016-04-30"]).period.end == dt.date(2016, 4, 30)
+
+
+def test_the_layers_in_order_of_precedence(tmp_path: Path) -> None:
+    mine = tmp_path / "mine.toml"
+    mine.write_text("[period]\nend = 2016-03-31\nstart = 2016-02-01\n", encoding="utf-8")
+    environ = {
+        "HOTMART_SPARK__PERIOD__END": "2016-04-30",
+        "hotmart_spark__quality__actions__malformed": "warn",
+        "HOTMART_SPARK__RFM__FREQUENCY_TIERS": "2,4,8,16",
+        "HOTMART_SPARK_PROFILE": "cluster",  # another variable of the project: not a key
+        "PATH": "/usr/bin",
+    }
+    config = load_config(mine, ["generator.rows=500"], environ)
+    # The file over the defaults, the environment over the file, the command line last.
+    assert config.period.start == dt.date(2016, 2, 1)
+    assert config.period.end == dt.date(2016, 4, 30)
+    assert config.quality.actions["malformed"] == "warn"
+    assert config.rfm.frequency_tiers == (2, 4, 8, 16)
+    assert config.generator.rows == 500
+    assert load_config(mine, ["period.end=2016-05-31"], environ).period.end == dt.date(2016, 5, 31)
+    sources = config_sources(mine, ["generator.rows=500"], environ)
+    assert sources["period.start"] == f"file {mine}"
+    assert sources["period.end"] == "environment HOTMART_SPARK__PERIOD__END"
+    assert sources["generator.rows"] == "command line"
+    assert sources["value.currency"] == "default"
+    with pytest.raises(UserError, match=r"unknown config key 'period\.finish'"):
+        load_config(environ={"HOTMART_SPARK__PERIOD__FINISH": "2016-01-01"})
+
+
+def test_print_config_reads_back_and_names_sources(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOTMART_SPARK__VALUE__CURRENCY", "USD")
+    with pytest.raises(SystemExit) as exited:
+        run_job("validate", argv=["--print-config", "--set", "input.separator=\\t",
+                                  "--output", str(tmp_path / "out")])  # fmt: skip
+    assert exited.value.code == 0
+    printed = capsys.readouterr().out
+    assert 'currency = "USD"  # environment HOTMART_SPARK__VALUE__CURRENCY' in printed
+    assert f'output = "{tmp_path / "out"}"  # command line' in printed
+    assert 'start = "2016-01-01"  # default' in printed
+    assert '"Can\'t lose them" = "[1-2]5"  # default' in printed
+    # What it prints is a config file that gives the same config.
+    again = tmp_path / "again.toml"
+    again.write_text(printed, encoding="utf-8")
+    assert load_config(again) == load_config(
+        None, ["input.separator=\\t", f"paths.output={tmp_path / 'out'}"],
+        {"HOTMART_SPARK__VALUE__CURRENCY": "USD"},
+    )  # fmt: skip
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_key_missing_from_the_defaults_is_named(

@@ -22,7 +22,7 @@ from hotmart_spark import schema as s
 from hotmart_spark.config import load_config
 from hotmart_spark.errors import UserError
 from hotmart_spark.stages import load_mysql, validate
-from tests.conftest import SmallRun, run_stage
+from tests.conftest import JDBC_JAR, SmallRun, missing_tool, run_stage
 
 PASSWORD = "Pw-never-logged-7c1e"
 USER = "hotmart"
@@ -55,7 +55,9 @@ def free_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A MariaDB server with its own data folder, schema `shop` and a user with a password."""
     if not Path(MARIADBD).exists() or shutil.which("mariadb-install-db") is None:
-        pytest.fail("MariaDB is not installed: run make tools")
+        missing_tool("MariaDB server")
+    if not JDBC_JAR.is_file():
+        missing_tool("MariaDB Connector/J (libmariadb-java)")
     root = tmp_path_factory.mktemp("mariadb")
     data, sock, port = root / "data", root / "mariadb.sock", free_port()
     # Running as root is what CI does; mariadbd refuses it unless told to.

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -79,6 +80,12 @@ def test_validate(spark: SparkSession, small_run: SmallRun) -> None:
     months = sorted(p.name for p in (out / "clean").glob("purchase_month=*"))
     assert months == [f"purchase_month=2016-0{m}" for m in range(1, 7)]
     assert spark.read.parquet(str(out / "clean")).count() == record["rows_clean"]
+    # Timestamps as Parquet's INT64 microseconds (logical type TIMESTAMP), not legacy INT96.
+    written = next((out / "clean").rglob("*.parquet"))
+    parquet = pq.ParquetFile(written)
+    column = parquet.schema.column(parquet.schema_arrow.get_field_index(s.PURCHASE_DATE))
+    assert column.physical_type == "INT64"
+    assert column.converted_type == "TIMESTAMP_MICROS"
     run = insights_of(out)["run"]
     assert run["rows_in"] == record["rows_in"]
     assert run["value_unit"] == "relative value units"

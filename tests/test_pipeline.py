@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -449,12 +450,19 @@ def test_warning_filters_are_changed_by_one_stage_at_a_time() -> None:
     assert order == ["first in", "first out", "second in"]
 
 
+# Exits with the code it is given, after a Spark session (as a job: it marks a finished run
+# for spark-submit.sh), or at once when given "no-spark" (as --help does).
 TRIVIAL_JOB = """
 import sys
+if sys.argv[1] == "no-spark":
+    sys.exit(0)
 from pyspark.sql import SparkSession
+from hotmart_spark.cli import mark_finished
 spark = SparkSession.builder.getOrCreate()
 print("driver options:", spark.sparkContext.getConf().get("spark.driver.extraJavaOptions"))
 spark.stop()
+if sys.argv[1] == "0":
+    mark_finished()
 sys.exit(int(sys.argv[1]))
 """
 
@@ -472,7 +480,7 @@ def test_the_drivers_classes_are_archived_by_the_first_successful_pipeline_run(
     monkeypatch.setenv("HOTMART_SPARK_CDS", "1")
     monkeypatch.setenv("HOTMART_SPARK_CDS_DIR", str(archives))
 
-    def submit(job: str, exit_code: int) -> subprocess.CompletedProcess[str]:
+    def submit(job: str, exit_code: int | str) -> subprocess.CompletedProcess[str]:
         script = str(tmp_path / job)
         return subprocess.run(
             [str(ROOT / "spark-submit.sh"), "--master", "local[1]", script, str(exit_code)],
@@ -489,6 +497,10 @@ def test_the_drivers_classes_are_archived_by_the_first_successful_pipeline_run(
     assert failed.returncode == 3
     assert "-XX:ArchiveClassesAtExit=" in failed.stdout
     assert list(archives.iterdir()) == []
+    # A run that ends well before starting Spark (--help) archives too few classes: none.
+    no_spark = submit("pipeline.py", "no-spark")
+    assert no_spark.returncode == 0
+    assert list(archives.iterdir()) == []
     first = submit("pipeline.py", 0)
     assert first.returncode == 0
     made = list(archives.iterdir())
@@ -499,6 +511,71 @@ def test_the_drivers_classes_are_archived_by_the_first_successful_pipeline_run(
         assert later.returncode == 0
         assert f"-XX:SharedArchiveFile={made[0]}" in later.stdout
     assert list(archives.iterdir()) == made
+
+
+SETTINGS_JOB = """
+import json
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.getOrCreate()
+conf = dict(spark.sparkContext.getConf().getAll())
+keys = ("spark.hotmart.admin", "spark.sql.shuffle.partitions", "spark.serializer",
+        "spark.driver.extraJavaOptions")
+print("settings:", json.dumps({key: conf.get(key) for key in keys}))
+spark.stop()
+"""
+KRYO = "org.apache.spark.serializer.KryoSerializer"
+
+
+@pytest.mark.submit
+def test_the_clusters_spark_defaults_reach_the_session(tmp_path: Path) -> None:
+    """spark-submit.sh loads the cluster's spark-defaults.conf; the local profile's tuning
+    goes over it, the cluster profile adds none, and a --conf wins over everything. The
+    administrator's driver options stay beside the wrapper's."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "spark-defaults.conf").write_text(
+        "spark.hotmart.admin from-defaults\n"
+        "spark.sql.shuffle.partitions 5\n"
+        "spark.driver.extraJavaOptions -Dhotmart.admin.option=kept\n"
+    )
+    job = tmp_path / "settings.py"
+    job.write_text(SETTINGS_JOB)
+
+    def settings(profile: str, *spark_args: str) -> dict[str, str | None]:
+        done = subprocess.run(
+            [str(ROOT / "spark-submit.sh"), "--master", "local[1]", *spark_args, str(job)],
+            cwd=tmp_path,
+            env={**os.environ, "SPARK_CONF_DIR": str(conf), "HOTMART_SPARK_PROFILE": profile},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        line = next(x for x in done.stdout.splitlines() if x.startswith("settings: "))
+        return json.loads(line.removeprefix("settings: "))
+
+    local = settings("local")
+    assert local["spark.hotmart.admin"] == "from-defaults"
+    assert local["spark.sql.shuffle.partitions"] == "8"  # conf/spark-local.properties
+    assert local["spark.serializer"] == KRYO
+    # Spark puts its own module options first; then the administrator's, then the wrapper's.
+    options = local["spark.driver.extraJavaOptions"] or ""
+    assert options.index("-Dhotmart.admin.option=kept") < options.index("-XX:+ExitOnOutOfMemory")
+    assert "-XX:+UseParallelGC" in options
+    mine = settings(
+        "local",
+        "--conf", "spark.sql.shuffle.partitions=3",
+        "--conf", "spark.driver.extraJavaOptions=-Dmine=1",
+    )  # fmt: skip
+    assert mine["spark.sql.shuffle.partitions"] == "3"
+    assert (mine["spark.driver.extraJavaOptions"] or "").endswith(" -Dmine=1")
+    cluster = settings("cluster")
+    assert cluster["spark.hotmart.admin"] == "from-defaults"
+    assert cluster["spark.sql.shuffle.partitions"] == "5"
+    assert cluster["spark.serializer"] is None
+    options = cluster["spark.driver.extraJavaOptions"] or ""
+    assert options.index("-Dhotmart.admin.option=kept") < options.index("-XX:+ExitOnOutOfMemory")
+    assert "-XX:+UseParallelGC" not in options
 
 
 def test_records_are_strict_json(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from hotmart_spark.config import RELATIVE_UNIT
 from hotmart_spark.report import charts, fed, page, story
 from hotmart_spark.report.page import MARTS, QUESTIONS
 from hotmart_spark.transforms.ranking import top_count
-from tests.conftest import SmallRun
+from tests.conftest import REQUIRE_TOOLS_ENV, SmallRun, missing_tool
 
 CHARTS = {
     "pareto",
@@ -267,7 +267,7 @@ window.addEventListener("load", () => {
 def test_the_page_opens_in_headless_chromium(small_run: SmallRun, tmp_path: Path) -> None:
     browser = shutil.which("chromium")
     if browser is None:
-        pytest.fail("Chromium is not installed: run make tools")
+        missing_tool("Chromium")
     page = tmp_path / "report.html"
     html = (report_dir(small_run) / "report.html").read_text(encoding="utf-8")
     page.write_text(html.replace("</body>", CHECK), encoding="utf-8")
@@ -530,3 +530,12 @@ def test_share_axes_tick_on_whole_percents() -> None:
 def test_a_range_of_equal_shares_is_one_share() -> None:
     assert story.pct_range([0.0501, 0.0499]) == "5%"
     assert story.pct_range([0.58, 0.602]) == "58% to 60%"
+
+
+def test_a_missing_tool_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(REQUIRE_TOOLS_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="Chromium is not installed"):
+        missing_tool("Chromium")
+    monkeypatch.setenv(REQUIRE_TOOLS_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match="run make tools"):
+        missing_tool("Chromium")
