@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hotmart_spark import outputs, runs
+from hotmart_spark import outputs, progress, runs
 from hotmart_spark.config import Config, config_sources, load_config, render_config
 from hotmart_spark.errors import UserError
 from hotmart_spark.filesystem import is_local, local_path
@@ -128,17 +128,21 @@ def run_job(name: str, argv: Sequence[str] | None = None) -> int:
             job = imported.result()
         try:
             if name in NOT_ON_AN_OUTPUT_ROOT:
-                job.run(spark, config)
+                with progress.reporting(spark, name, groups=list(JOBS)):
+                    job.run(spark, config)
                 mark_finished()
                 return 0
             details = {"input": config.paths.input, "output": config.paths.output}
-            with runs.output_run(
-                config.paths.output,
-                name,
-                spark.sparkContext.applicationId,
-                details,
-                writes=written_by_job(name),
-            ) as run:
+            with (
+                runs.output_run(
+                    config.paths.output,
+                    name,
+                    spark.sparkContext.applicationId,
+                    details,
+                    writes=written_by_job(name),
+                ) as run,
+                progress.reporting(spark, name, groups=list(JOBS)),
+            ):
                 job.run(spark, config)
         finally:
             spark.stop()

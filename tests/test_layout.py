@@ -13,7 +13,16 @@ PACKAGE = ROOT / "hotmart_spark"
 # Lowest first; a module may import its own layer or lower ones. A module is in the layer of
 # the longest prefix of its name listed here.
 LAYERS: list[tuple[str, ...]] = [
-    ("__init__", "errors", "schema", "warning_filters", "threads", "filesystem", "session"),
+    (
+        "__init__",
+        "errors",
+        "schema",
+        "warning_filters",
+        "threads",
+        "filesystem",
+        "session",
+        "progress",
+    ),
     ("quality", "config", "outputs"),
     ("inputs", "tables", "records", "transforms", "generate"),
     ("jdbc", "runs"),
