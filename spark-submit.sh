@@ -45,6 +45,12 @@ if [ -z "${PYSPARK_PYTHON:-}" ] && [ -x "$root/.venv/bin/python" ]; then
 fi
 export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-${PYSPARK_PYTHON:-python3}}"
 
+# The job's progress line is rewritten in place on a terminal; the driver's output reaches
+# it through the launcher's pipe, so the driver is told here.
+if [ -t 2 ]; then
+    export HOTMART_SPARK_TERMINAL=1
+fi
+
 profile=${HOTMART_SPARK_PROFILE:-local}
 case "$profile" in
     local) properties=(--properties-file "$root/conf/spark-local.properties" --load-spark-defaults) ;;

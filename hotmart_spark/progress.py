@@ -13,6 +13,8 @@ estimate for a whole stage or run would be honest.
 from __future__ import annotations
 
 import logging
+import math
+import os
 import sys
 import threading
 import time
@@ -30,6 +32,9 @@ LOG_INTERVAL_S = 30.0
 # Below this share of a step's tasks done, a rate says little: no estimate.
 MIN_DONE_FOR_ESTIMATE = 0.1
 UNGROUPED = ""
+# Under spark-submit the driver's output reaches the terminal through a pipe in Spark's
+# launcher, so the driver cannot see the terminal itself: spark-submit.sh tells it.
+TERMINAL_ENV = "HOTMART_SPARK_TERMINAL"
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,7 @@ def describe(steps: dict[str, list[Step]], now: float, started: float, job: str)
             step = running[0]
             left = estimate_left(step, now)
             if left is not None:
-                part += f", about {left:.0f} s left in this step"
+                part += f", about {max(1, math.ceil(left))} s left in this step"
         parts.append(part)
     elapsed = time.strftime("%M:%S", time.gmtime(now - started))
     return f"progress {elapsed}: " + ("; ".join(parts) if parts else "working on the driver")
@@ -118,7 +123,9 @@ class Reporter(threading.Thread):
         self._tracker = tracker
         self._job = job
         self._stream = stream or sys.stderr
-        self._terminal = self._stream.isatty()
+        self._terminal = self._stream.isatty() or (
+            stream is None and os.environ.get(TERMINAL_ENV) == "1"
+        )
         self._interval = interval_s or (TERMINAL_INTERVAL_S if self._terminal else LOG_INTERVAL_S)
         self._halt = threading.Event()
         self._began = time.time()

@@ -12,6 +12,7 @@ from pyspark.sql import SparkSession
 
 from hotmart_spark import progress
 from hotmart_spark.progress import Step, describe, estimate_left
+from tests.test_pipeline import ROOT
 
 
 def test_the_line_by_hand() -> None:
@@ -30,6 +31,9 @@ def test_the_line_by_hand() -> None:
         "validate 50/200 tasks, about 75 s left in this step"
     )
     assert describe({}, now, started, "pipeline") == "progress 01:15: working on the driver"
+    # A step about to end shows a second, not 0.
+    almost = {"validate": [Step(3, 8, 7, 1070.0)]}
+    assert describe(almost, now, started, "pipeline").endswith("about 1 s left in this step")
 
 
 def test_no_estimate_from_too_few_tasks() -> None:
@@ -73,3 +77,17 @@ def test_a_terminal_gets_one_line_rewritten_and_cleared(spark: SparkSession) -> 
     assert "\n" not in written
     # Cleared at the end: the last write blanks the line and returns to its start.
     assert written.endswith("\r") and written.rstrip("\r").split("\r")[-1].strip() == ""
+
+
+def test_spark_submit_tells_the_driver_it_writes_to_a_terminal(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under spark-submit the driver's stderr is the launcher's pipe, not the terminal:
+    # spark-submit.sh sets the variable when its own stderr is one.
+    piped = io.StringIO()
+    monkeypatch.setattr("sys.stderr", piped)
+    monkeypatch.setenv(progress.TERMINAL_ENV, "1")
+    with progress.reporting(spark, "validate", [], interval_s=0.2):
+        time.sleep(0.5)
+    assert piped.getvalue().startswith("\rprogress 00:00: working on the driver")
+    assert "export HOTMART_SPARK_TERMINAL=1" in (ROOT / "spark-submit.sh").read_text()
