@@ -115,9 +115,9 @@ if [ -f "$defaults_file" ]; then
     admin=$(sed -n 's/^[[:space:]]*spark\.driver\.extraJavaOptions[[:space:]=]\+//p' "$defaults_file" | tail -n 1)
     java_options="${admin:+$admin }$java_options"
 fi
-for ((i = 0; i < ${#spark_args[@]}; i++)); do
-    if [[ "${spark_args[$i]}" == spark.driver.extraJavaOptions=* ]]; then
-        java_options="$java_options ${spark_args[$i]#spark.driver.extraJavaOptions=}"
+for arg in "${spark_args[@]}"; do
+    if [[ "$arg" == spark.driver.extraJavaOptions=* ]]; then
+        java_options="$java_options ${arg#spark.driver.extraJavaOptions=}"
     fi
 done
 submit=("$submit" "${properties[@]}" --py-files "$root/build/hotmart_spark.zip")

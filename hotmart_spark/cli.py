@@ -6,6 +6,7 @@ Every job is `python -m hotmart_spark <job> [options]` (what an installed wheel 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hotmart_spark import outputs, progress, runs
-from hotmart_spark.config import Config, config_sources, load_config, render_config
+from hotmart_spark.config import Config, render_config, resolve_config
 from hotmart_spark.errors import UserError
 from hotmart_spark.filesystem import is_local, local_path
 from hotmart_spark.session import build_session
@@ -87,9 +88,9 @@ def job_config(argv: Sequence[str] | None, description: str) -> Config:
         overrides.append(f"input.from_month={args.from_month}")
     if args.to_month:
         overrides.append(f"input.to_month={args.to_month}")
-    config = load_config(args.config, overrides, os.environ)
+    config, sources = resolve_config(args.config, overrides, os.environ)
     if args.print_config:
-        print(render_config(config, config_sources(args.config, overrides, os.environ)), end="")
+        print(render_config(config, sources), end="")
         raise SystemExit(0)
     out = config.paths.output
     if is_local(out) and local_path(out).is_file():
@@ -127,26 +128,24 @@ def run_job(name: str, argv: Sequence[str] | None = None) -> int:
             spark = build_session(f"hotmart-spark-{name}")
             job = imported.result()
         try:
-            if name in NOT_ON_AN_OUTPUT_ROOT:
+            with contextlib.ExitStack() as held:
+                # A job on an output root runs as a run of it; the others write elsewhere.
+                run = None
+                if name not in NOT_ON_AN_OUTPUT_ROOT:
+                    run = held.enter_context(
+                        runs.output_run(
+                            config.paths.output,
+                            name,
+                            spark.sparkContext.applicationId,
+                            {"input": config.paths.input, "output": config.paths.output},
+                            writes=written_by_job(name),
+                        )
+                    )
                 with progress.reporting(spark, name, groups=list(JOBS)):
                     job.run(spark, config)
-                mark_finished()
-                return 0
-            details = {"input": config.paths.input, "output": config.paths.output}
-            with (
-                runs.output_run(
-                    config.paths.output,
-                    name,
-                    spark.sparkContext.applicationId,
-                    details,
-                    writes=written_by_job(name),
-                ) as run,
-                progress.reporting(spark, name, groups=list(JOBS)),
-            ):
-                job.run(spark, config)
         finally:
             spark.stop()
-        if run.gate_failures:
+        if run is not None and run.gate_failures:
             print(f"error: {'; '.join(run.gate_failures)}", file=sys.stderr)
             return EXIT_QUALITY_GATE
     except runs.OutputRootBusy as exc:

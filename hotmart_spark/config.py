@@ -207,20 +207,21 @@ def load_config(
 ) -> Config:
     """The defaults, the keys the TOML file at path sets, the HOTMART_SPARK__ variables of
     `environ` (none unless given), then `section.key=value` overrides; every value checked."""
-    raw, _ = _layers(path, overrides, environ)
-    config = _build(Config, raw, prefix="")
-    _check(config)
-    return config
+    return resolve_config(path, overrides, environ)[0]
 
 
-def config_sources(
+def resolve_config(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
     environ: typing.Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """Where each key's value comes from, by "section.key": "default", "file <path>",
-    "environment <variable>" or "command line"; the last layer that sets a key wins."""
-    return _layers(path, overrides, environ)[1]
+) -> tuple[Config, dict[str, str]]:
+    """The config, as `load_config` builds it, and where each key's value comes from, by
+    "section.key": "default", "file <path>", "environment <variable>" or "command line";
+    the last layer that sets a key wins."""
+    raw, sources = _layers(path, overrides, environ)
+    config = _build(Config, raw, prefix="")
+    _check(config)
+    return config, sources
 
 
 def _layers(

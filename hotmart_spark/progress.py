@@ -41,7 +41,6 @@ TERMINAL_ENV = "HOTMART_SPARK_TERMINAL"
 class Step:
     """A running Spark stage: its tasks and when this reporter first saw it."""
 
-    stage_id: int
     tasks: int
     done: int
     first_seen: float
@@ -78,7 +77,7 @@ class Tracker:
                     continue
                 first = self._first_seen.setdefault(stage_id, now)
                 steps.setdefault(group_of.get(job, UNGROUPED), []).append(
-                    Step(stage_id, stage.numTasks, stage.numCompletedTasks, first)
+                    Step(stage.numTasks, stage.numCompletedTasks, first)
                 )
         return steps
 

@@ -8,7 +8,7 @@ import pytest
 
 from hotmart_spark import config as config_module
 from hotmart_spark.cli import EXIT_USER_ERROR, run_job
-from hotmart_spark.config import DEFAULTS, config_sources, load_config
+from hotmart_spark.config import DEFAULTS, load_config, resolve_config
 from hotmart_spark.errors import UserError
 
 
@@ -126,7 +126,7 @@ def test_the_layers_in_order_of_precedence(tmp_path: Path) -> None:
     assert config.rfm.frequency_tiers == (2, 4, 8, 16)
     assert config.generator.rows == 500
     assert load_config(mine, ["period.end=2016-05-31"], environ).period.end == dt.date(2016, 5, 31)
-    sources = config_sources(mine, ["generator.rows=500"], environ)
+    _, sources = resolve_config(mine, ["generator.rows=500"], environ)
     assert sources["period.start"] == f"file {mine}"
     assert sources["period.end"] == "environment HOTMART_SPARK__PERIOD__END"
     assert sources["generator.rows"] == "command line"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -145,17 +146,16 @@ def bootstrap_replicates(
 ) -> DataFrame:
     """marts/producer_concentration_bootstrap: the concentration of every replicate, of value
     (producers ranked by revenue) and of units (ranked by units)."""
-    return (
+    by_measure = [
         replicate_concentration(
-            ranked, "revenue", s.PRODUCER_ID, settings.bootstrap_replicates, settings.seed
+            table, column, s.PRODUCER_ID, settings.bootstrap_replicates, settings.seed
+        ).select(F.lit(measure).alias("measure"), "*")
+        for measure, table, column in (
+            ("value", ranked, "revenue"),
+            ("units", ranked_units, "units"),
         )
-        .select(F.lit("value").alias("measure"), "*")
-        .unionByName(
-            replicate_concentration(
-                ranked_units, "units", s.PRODUCER_ID, settings.bootstrap_replicates, settings.seed
-            ).select(F.lit("units").alias("measure"), "*")
-        )
-    )
+    ]
+    return functools.reduce(DataFrame.unionByName, by_measure)
 
 
 def producer_insights(

@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from scipy import stats
 
 from hotmart_spark.transforms.draws import uniform
-from hotmart_spark.transforms.ranking import CEIL_SLACK, TOP_SHARES, top_share_column
+from hotmart_spark.transforms.ranking import TOP_SHARES, gini, top_cut, top_share_column
 
 # P(X <= k) for X ~ Poisson(1), k = 0..12; P(X > 12) is below 1e-10.
 POISSON_ONE_CDF: tuple[float, ...] = tuple(
@@ -86,8 +86,7 @@ def concentration_of_copies(
     before = F.col("_through") - w
 
     def copies_in_top(k: float) -> Column:
-        cut = F.ceil(F.col("_n") * k - CEIL_SLACK)
-        return F.least(F.greatest(cut - before, F.lit(0)), w)
+        return F.least(F.greatest(top_cut(F.col("_n"), k) - before, F.lit(0)), w)
 
     summed = counted.groupBy(*groups).agg(
         F.sum(w).alias("n"),
@@ -100,7 +99,7 @@ def concentration_of_copies(
         *groups,
         "n",
         "total",
-        (((n + 1) * total - 2 * F.col("_rank_weighted")) / (n * total)).alias("gini"),
+        gini(n, total, F.col("_rank_weighted")).alias("gini"),
         *[(F.col(top_share_column(k)) / total).alias(top_share_column(k)) for k in top_shares],
     )
 

@@ -6,7 +6,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from hotmart_spark import schema as s
-from hotmart_spark.transforms.ranking import CEIL_SLACK, concentration, rank_desc
+from hotmart_spark.transforms.ranking import concentration, rank_desc, top_cut
 from hotmart_spark.transforms.shares import with_shares
 
 PARETO_POINTS = 1000
@@ -93,7 +93,7 @@ def top_persistence(ranked_by_month: DataFrame, k: float = PERSISTENCE_TOP_SHARE
     they made. `chance` is the share a random pick of this month's producers would keep."""
     sizes = ranked_by_month.groupBy(s.PURCHASE_MONTH).agg(F.max("rank").alias("_producers"))
     with_top = ranked_by_month.join(F.broadcast(sizes), s.PURCHASE_MONTH).withColumn(
-        "is_top", F.col("rank") <= F.ceil(F.col("_producers") * k - CEIL_SLACK)
+        "is_top", F.col("rank") <= top_cut(F.col("_producers"), k)
     )
     next_month = F.date_format(F.add_months(F.to_date(s.PURCHASE_MONTH, "yyyy-MM"), 1), "yyyy-MM")
     previous_top = with_top.where("is_top").select(

@@ -107,7 +107,7 @@ def concentration(
     )
     n, total = F.col("n"), F.col("total")
     tops = [
-        F.sum(F.when(j <= F.ceil(n * k - CEIL_SLACK), x).otherwise(0.0)).alias(top_share_column(k))
+        F.sum(F.when(j <= top_cut(n, k), x).otherwise(0.0)).alias(top_share_column(k))
         for k in top_shares
     ] + [
         F.sum(F.when(j <= count, x).otherwise(0.0)).alias(f"top_n_{count}") for count in top_counts
@@ -119,10 +119,20 @@ def concentration(
         *groups,
         "n",
         "total",
-        ((((n + 1) * total) - 2 * F.col("_rank_weighted")) / (n * total)).alias("gini"),
+        gini(n, total, F.col("_rank_weighted")).alias("gini"),
         (F.col("_squares") / (total * total)).alias("hhi"),
         *[(F.col(c) / total).alias(c) for c in share_columns],
     )
+
+
+def gini(n: Column, total: Column, rank_weighted: Column) -> Column:
+    """((n + 1) S - 2 sum(j x_j)) / (n S), from the count, the total and the rank-weighted sum."""
+    return ((n + 1) * total - 2 * rank_weighted) / (n * total)
+
+
+def top_cut(n: Column, k: float) -> Column:
+    """The last rank in the top k of n: ceil(k * n), as `top_count` on the driver."""
+    return F.ceil(n * k - CEIL_SLACK)
 
 
 def top_share_column(k: float) -> str:

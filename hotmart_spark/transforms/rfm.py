@@ -43,8 +43,7 @@ def recency_cuts(rfm: DataFrame) -> list[float]:
 def recency_score(cuts: Sequence[float]) -> Column:
     """1 + the number of cut points the buyer's recency is more recent than (fewer days):
     5 for the most recent fifth. Equal recencies share a score."""
-    passed = [(F.col("recency") < cut).cast("int") for cut in cuts]
-    return (F.lit(1) + sum(passed[1:], passed[0])).cast("int")
+    return one_plus_met([F.col("recency") < cut for cut in cuts])
 
 
 def frequency_score(tiers: Sequence[int]) -> Column:
@@ -54,8 +53,12 @@ def frequency_score(tiers: Sequence[int]) -> Column:
     one-time buyer scores 1, every repeat buyer 4 or 5, and scores 2 and 3 (and the segments
     named by them) stay empty by construction.
     """
-    reached = [(F.col("frequency") >= tier).cast("int") for tier in tiers]
-    return (F.lit(1) + sum(reached[1:], reached[0])).cast("int")
+    return one_plus_met([F.col("frequency") >= tier for tier in tiers])
+
+
+def one_plus_met(conditions: Sequence[Column]) -> Column:
+    """A score: 1 + how many of the conditions hold."""
+    return (F.lit(1) + sum((c.cast("int") for c in conditions), F.lit(0))).cast("int")
 
 
 def with_scores(rfm: DataFrame, cuts: Sequence[float], tiers: Sequence[int]) -> DataFrame:
