@@ -24,9 +24,9 @@ from pyspark.sql.types import DoubleType
 from pyspark.sql.window import Window
 from scipy import special
 
+from hotmart_spark import filesystem
 from hotmart_spark import schema as s
 from hotmart_spark.config import RELATIVE_UNIT, GeneratorConfig, separator_char
-from hotmart_spark.filesystem import is_local, local_path
 from hotmart_spark.transforms.draws import uniform
 
 # The real 2016 sample, which the default size reproduces.
@@ -219,24 +219,21 @@ TRUTH_FILE = "_truth.json"
 TRUTH_PRODUCTS = "_truth_products"
 
 
+def _input_folder(path: str) -> str:
+    if filesystem.is_dir(path):
+        return path
+    return path.rstrip("/").rsplit("/", 1)[0] if "/" in path.rstrip("/") else "."
+
+
 def is_generated(path: str) -> bool:
     """Whether the input at path (a file or a folder) was written by this generator."""
-    if not is_local(path):
-        return False
-    local = local_path(path)
-    folder = local if local.is_dir() else local.parent
-    return (folder / CALIBRATION_FILE).is_file()
+    return filesystem.is_file(filesystem.join(_input_folder(path), CALIBRATION_FILE))
 
 
 def read_truth(path: str) -> dict[str, Any] | None:
-    """The planted truth beside a generated input, or None for any other input."""
-    if not is_generated(path):
-        return None
-    local = local_path(path)
-    truth = (local if local.is_dir() else local.parent) / TRUTH_FILE
-    if not truth.is_file():
-        return None
-    return json.loads(truth.read_text(encoding="utf-8"))
+    """The planted truth beside a generated input, or None when there is none."""
+    truth = filesystem.read_bytes(filesystem.join(_input_folder(path), TRUTH_FILE))
+    return None if truth is None else json.loads(truth.decode("utf-8"))
 
 
 def normal(seed: int, stream: str, *keys: Column) -> Column:

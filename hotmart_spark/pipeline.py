@@ -11,7 +11,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from hotmart_spark import outputs
+from hotmart_spark import filesystem, outputs, records
 from hotmart_spark.config import Config
 from hotmart_spark.errors import NotEnoughData
 from hotmart_spark.stages import aggregates, drivers, forecast, report, segments, validate
@@ -146,5 +146,9 @@ def run(spark: SparkSession, config: Config, stages: tuple[Stage, ...] = STAGES)
         record_in_manifest(config, "pipeline", record)
         raise failed[name]
     record_in_manifest(config, "pipeline", record)
-    log.info("pipeline done in %.1f s; manifest: %s/manifest.json", record["total_s"], out)
+    log.info(
+        "pipeline done in %.1f s; manifest: %s",
+        record["total_s"],
+        filesystem.shown(filesystem.join(out, records.MANIFEST)),
+    )
     return record

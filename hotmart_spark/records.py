@@ -8,14 +8,12 @@ import math
 import platform
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pyspark
 
 import hotmart_spark
-from hotmart_spark.errors import UserError
-from hotmart_spark.filesystem import is_local, local_path, write_atomically
+from hotmart_spark import filesystem
 
 MANIFEST = "manifest.json"
 INSIGHTS_FILE = "insights.json"
@@ -32,7 +30,7 @@ def versions() -> dict[str, str]:
     }
 
 
-def merge_json(path: Path, keys: tuple[str, ...], value: Any) -> Path:
+def merge_json(path: str, keys: tuple[str, ...], value: Any) -> str:
     """Set the entry at the key path in the JSON object at path, keeping everything else,
     and write it atomically."""
     # Read, change and write under one lock: a stage's update must not undo another's.
@@ -46,18 +44,16 @@ def merge_json(path: Path, keys: tuple[str, ...], value: Any) -> Path:
     return path
 
 
-def read_json(path: Path) -> dict[str, Any]:
+def read_json(path: str) -> dict[str, Any]:
     """The JSON object in the file at path; empty when there is no such file."""
-    if not path.is_file():
-        return {}
-    return json.loads(path.read_text(encoding="utf-8"))
+    data = filesystem.read_bytes(path)
+    return {} if data is None else json.loads(data.decode("utf-8"))
 
 
-def write_json(path: Path, document: Mapping[str, Any]) -> Path:
+def write_json(path: str, document: Mapping[str, Any]) -> str:
     """document as strict JSON (see finite), replacing the file at path whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(finite(document), indent=2, sort_keys=True, default=str, allow_nan=False)
-    write_atomically(path, (text + "\n").encode("utf-8"))
+    filesystem.write_bytes(path, (text + "\n").encode("utf-8"))
     return path
 
 
@@ -73,26 +69,19 @@ def finite(value: Any) -> Any:
     return value
 
 
-def local_root(output_root: str) -> Path:
-    """The output root as a local folder, or one line saying records need one."""
-    if not is_local(output_root):
-        raise UserError(f"manifest and insights need a local output root, got {output_root}")
-    return local_path(output_root)
+def read_manifest(root: str) -> dict[str, Any]:
+    return read_json(filesystem.join(root, MANIFEST))
 
 
-def read_manifest(root: Path) -> dict[str, Any]:
-    return read_json(root / MANIFEST)
+def write_manifest(root: str, manifest: Mapping[str, Any]) -> str:
+    return write_json(filesystem.join(root, MANIFEST), manifest)
 
 
-def write_manifest(root: Path, manifest: Mapping[str, Any]) -> Path:
-    return write_json(root / MANIFEST, manifest)
-
-
-def update_insights(report_folder: Path, section: str, numbers: Mapping[str, Any]) -> Path:
+def update_insights(report_folder: str, section: str, numbers: Mapping[str, Any]) -> str:
     """Set one section of insights.json, the report's headline numbers."""
-    return merge_json(report_folder / INSIGHTS_FILE, (section,), dict(numbers))
+    return merge_json(filesystem.join(report_folder, INSIGHTS_FILE), (section,), dict(numbers))
 
 
-def read_insights(report_folder: Path) -> dict[str, Any]:
+def read_insights(report_folder: str) -> dict[str, Any]:
     """insights.json in a report folder; empty when no stage has written it yet."""
-    return read_json(report_folder / INSIGHTS_FILE)
+    return read_json(filesystem.join(report_folder, INSIGHTS_FILE))

@@ -17,18 +17,16 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from hotmart_spark import records
+from hotmart_spark import filesystem, records
 from hotmart_spark.errors import UserError
-from hotmart_spark.filesystem import local_path, write_atomically
+from hotmart_spark.filesystem import join, shown
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +61,8 @@ class Run:
 
     run_id: str
     job: str
-    root: Path
+    # The output root as a full URI (file:/..., hdfs://..., s3a://...).
+    root: str
     record: dict[str, Any]
     staged: list[str] = field(default_factory=list)
     # Messages of quality gates the run's data failed; the job exits with its own code.
@@ -71,37 +70,37 @@ class Run:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
-    def staging(self) -> Path:
-        return self.root / STAGING / self.run_id
+    def staging(self) -> str:
+        return join(self.root, STAGING, self.run_id)
 
-    def staged_path(self, name: str, keep_published: bool = False) -> Path:
+    def staged_path(self, name: str, keep_published: bool = False) -> str:
         """Where the run writes output `name` (a table or the report folder); the first call
         for a name registers it for publishing. With keep_published, the staged output
         starts as a copy of the published one (the report folder: insights.json keeps the
         sections of stages this run does not run)."""
-        staged = self.staging / name
+        staged = join(self.staging, name)
         with self._lock:
             if name not in self.staged:
                 self._check_publishable(name)
-                published = self.root / name
-                if keep_published and published.is_dir():
-                    # Hard links: every later write replaces a file, never changes one.
-                    shutil.copytree(published, staged, copy_function=os.link)
+                published = join(self.root, name)
+                if keep_published and filesystem.is_dir(published):
+                    filesystem.copy_tree(published, staged)
                 elif keep_published:
-                    staged.mkdir(parents=True, exist_ok=True)
+                    filesystem.mkdirs(staged)
                 self.staged.append(name)
         return staged
 
     def _check_publishable(self, name: str) -> None:
         """One line now, rather than a publish that fails once everything is computed."""
-        target = self.root / name
-        for folder in [target, *target.parents]:
-            if folder == self.root:
-                break
-            if folder.exists() and not folder.is_dir():
-                raise UserError(f"{folder} is a file where the run writes {name}: move it away")
+        parts = name.split("/")
+        for depth in range(len(parts), 0, -1):
+            folder = join(self.root, *parts[:depth])
+            if filesystem.is_file(folder):
+                raise UserError(
+                    f"{shown(folder)} is a file where the run writes {name}: move it away"
+                )
 
-    def record_stage(self, stage: str, record: dict[str, Any]) -> Path:
+    def record_stage(self, stage: str, record: dict[str, Any]) -> str:
         """Keep one stage's record in the run's record and rewrite the manifest."""
         with self._lock:
             self.record.setdefault("stages", {})[stage] = record
@@ -123,13 +122,9 @@ def resolve(root: str, name: str) -> str:
     """The path to read output `name` under root from: the open run's staged version when it
     wrote one there, else the published one."""
     run = _CURRENT.get()
-    if run is not None and name in run.staged and _same_folder(root, run.root):
-        return str(run.staging / name)
-    return f"{root.rstrip('/')}/{name}"
-
-
-def _same_folder(root: str, folder: Path) -> bool:
-    return local_path(root).resolve() == folder.resolve()
+    if run is not None and name in run.staged and filesystem.qualified(root) == run.root:
+        return join(run.staging, name)
+    return join(root, name)
 
 
 @contextlib.contextmanager
@@ -143,8 +138,8 @@ def output_run(
     """Hold the output root for a job's run and publish what it staged once it succeeds.
     `writes` (outputs under the root) are checked before anything is computed: a file where
     one of them goes ends the run at once."""
-    folder = records.local_root(root)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = filesystem.qualified(root)
+    filesystem.mkdirs(folder)
     run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
     holder = {
         "run_id": run_id,
@@ -194,15 +189,12 @@ def output_run(
 
 
 @contextlib.contextmanager
-def _locked(folder: Path, holder: dict[str, Any]) -> Iterator[None]:
+def _locked(folder: str, holder: dict[str, Any]) -> Iterator[None]:
     """The root's lock for the block, or OutputRootBusy naming the run that holds it."""
-    lock = folder / LOCK
+    lock = join(folder, LOCK)
     content = json.dumps(holder).encode("utf-8")
     for _ in range(50):
-        try:
-            # O_EXCL: of two runs creating the lock at once, exactly one succeeds.
-            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+        if not filesystem.create_new(lock, content):
             other = _holder(lock)
             if not _is_stale(lock, other):
                 if other is None:
@@ -210,27 +202,25 @@ def _locked(folder: Path, holder: dict[str, Any]) -> Iterator[None]:
                     time.sleep(0.2)
                     continue
                 raise OutputRootBusy(
-                    f"output root {folder} is in use by the {other.get('job')} run "
+                    f"output root {shown(folder)} is in use by the {other.get('job')} run "
                     f"{other.get('run_id')} (pid {other.get('pid')} on {other.get('host')}) since "
-                    f"{other.get('started_at')}; wait for it to end, or delete {lock} if that "
-                    "process is gone"
+                    f"{other.get('started_at')}; wait for it to end, or delete {shown(lock)} if "
+                    "that process is gone"
                 ) from None
             # A rename succeeds for one of the runs that found the lock stale.
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(lock, folder / f"{LOCK}.stale")
+            with contextlib.suppress(OSError):
+                filesystem.rename(lock, join(folder, f"{LOCK}.stale.{secrets.token_hex(3)}"))
                 log.warning("took over the lock of %s, which is gone", other or "an unnamed run")
             continue
-        with os.fdopen(handle, "wb") as out:
-            out.write(content)
         break
     else:
-        raise OutputRootBusy(f"output root {folder} is in use: cannot take {lock}")
+        raise OutputRootBusy(f"output root {shown(folder)} is in use: cannot take {shown(lock)}")
     stop = threading.Event()
 
     def heartbeat() -> None:
         while not stop.wait(HEARTBEAT_S):
-            with contextlib.suppress(OSError):
-                os.utime(lock)
+            with contextlib.suppress(Exception):
+                filesystem.touch(lock)
 
     beat = threading.Thread(target=heartbeat, name="run-lock-heartbeat", daemon=True)
     beat.start()
@@ -239,26 +229,25 @@ def _locked(folder: Path, holder: dict[str, Any]) -> Iterator[None]:
     finally:
         stop.set()
         beat.join()
-        with contextlib.suppress(FileNotFoundError):
-            lock.unlink()
+        filesystem.delete(lock)
 
 
-def _holder(lock: Path) -> dict[str, Any] | None:
+def _holder(lock: str) -> dict[str, Any] | None:
     try:
-        text = lock.read_text(encoding="utf-8")
-        return json.loads(text) if text else None
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = filesystem.read_bytes(lock)
+        return json.loads(data.decode("utf-8")) if data else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return None
 
 
-def _is_stale(lock: Path, holder: dict[str, Any] | None) -> bool:
+def _is_stale(lock: str, holder: dict[str, Any] | None) -> bool:
     """True when the run holding the lock is gone: its process is dead (same host), or it
     has not refreshed the lock for STALE_AFTER_S. A lock still without its holder's name
     after a few seconds was left by a run killed while taking it."""
-    try:
-        idle = time.time() - lock.stat().st_mtime
-    except FileNotFoundError:
+    modified = filesystem.modified_at(lock)
+    if modified is None:
         return True
+    idle = time.time() - modified
     if idle > STALE_AFTER_S:
         return True
     if holder is None:
@@ -273,22 +262,22 @@ def _is_stale(lock: Path, holder: dict[str, Any] | None) -> bool:
     return False
 
 
-def _recover(folder: Path) -> None:
+def _recover(folder: str) -> None:
     """Under the lock: finish a publish a killed run began, remove staging areas of runs that
     are gone, and mark their records."""
-    journal = folder / JOURNAL
-    if journal.is_file():
-        plan = json.loads(journal.read_text(encoding="utf-8"))
+    journal = join(folder, JOURNAL)
+    plan = records.read_json(journal)
+    if plan:
         log.warning("completing the publish of run %s, which stopped during it", plan["run_id"])
         _move_into_place(folder, plan["run_id"], plan["outputs"])
-        journal.unlink()
-    staging = folder / STAGING
-    if staging.is_dir():
-        for leftover in sorted(staging.iterdir()):
-            log.warning("removing %s, left by a run that did not end", leftover)
-            shutil.rmtree(leftover, ignore_errors=True)
-        shutil.rmtree(staging, ignore_errors=True)
-    (folder / f"{LOCK}.stale").unlink(missing_ok=True)
+        filesystem.delete(journal)
+    staging = join(folder, STAGING)
+    for leftover in filesystem.children(staging):
+        log.warning("removing %s, left by a run that did not end", shown(join(staging, leftover)))
+    filesystem.delete(staging)
+    for name in filesystem.children(folder):
+        if name.startswith(f"{LOCK}.stale"):
+            filesystem.delete(join(folder, name))
     manifest = records.read_manifest(folder)
     unfinished = [r for r in manifest.get("runs", []) if r.get("status") == "running"]
     for record in unfinished:
@@ -298,7 +287,7 @@ def _recover(folder: Path) -> None:
         records.write_manifest(folder, manifest)
 
 
-def _publish(folder: Path, run_id: str, names: list[str]) -> None:
+def _publish(folder: str, run_id: str, names: list[str]) -> None:
     """Replace the published outputs with the run's staged ones.
 
     Each output is replaced by two renames (the old one aside, the new one in), atomic on a
@@ -306,36 +295,31 @@ def _publish(folder: Path, run_id: str, names: list[str]) -> None:
     killed between two renames is completed by the next run on the root, before it reads
     anything."""
     if names:
-        write_atomically(
-            folder / JOURNAL, json.dumps({"run_id": run_id, "outputs": names}).encode("utf-8")
-        )
+        records.write_json(join(folder, JOURNAL), {"run_id": run_id, "outputs": names})
         _move_into_place(folder, run_id, names)
-        (folder / JOURNAL).unlink()
+        filesystem.delete(join(folder, JOURNAL))
     _remove_staging(folder, run_id)
 
 
-def _remove_staging(folder: Path, run_id: str) -> None:
-    shutil.rmtree(folder / STAGING / run_id, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        (folder / STAGING).rmdir()
+def _remove_staging(folder: str, run_id: str) -> None:
+    filesystem.delete(join(folder, STAGING, run_id))
+    if not filesystem.children(join(folder, STAGING)):
+        filesystem.delete(join(folder, STAGING))
 
 
-def _move_into_place(folder: Path, run_id: str, names: list[str]) -> None:
+def _move_into_place(folder: str, run_id: str, names: list[str]) -> None:
     """Each staged output moved to its published place; safe to repeat after a stop midway."""
-    staging = folder / STAGING / run_id
+    staging = join(folder, STAGING, run_id)
     for name in names:
-        new, target = staging / name, folder / name
-        if not new.exists():
+        new, target = join(staging, name), join(folder, name)
+        if not filesystem.exists(new):
             continue  # moved before the stop
-        if target.exists():
-            aside = staging / REPLACED / name
-            aside.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(target, aside)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(new, target)
+        if filesystem.exists(target):
+            filesystem.rename(target, join(staging, REPLACED, name))
+        filesystem.rename(new, target)
 
 
-def _write_run_record(folder: Path, record: dict[str, Any]) -> Path:
+def _write_run_record(folder: str, record: dict[str, Any]) -> str:
     """The manifest with this run's record first and the others after it, newest first."""
     manifest = records.read_manifest(folder)
     others = [r for r in manifest.get("runs", []) if r.get("run_id") != record["run_id"]]

@@ -4,11 +4,8 @@ by its own _SUCCESS, and read back only when complete."""
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from pyspark import StorageLevel
 from pyspark.errors import AnalysisException
@@ -16,9 +13,8 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from hotmart_spark import schema
+from hotmart_spark import filesystem, schema
 from hotmart_spark.errors import UserError
-from hotmart_spark.filesystem import hadoop_filesystem, hadoop_path
 
 SUCCESS_MARKER = "_SUCCESS"
 # The partition Spark writes rows with a null partition value to.
@@ -60,10 +56,8 @@ def write_table(
     The table's _SUCCESS marker is removed before writing and set once the write is complete,
     so a run that dies midway leaves a table every reader refuses instead of half a table.
     """
-    spark = df.sparkSession
-    fs = hadoop_filesystem(spark, path)
-    marker = hadoop_path(spark, f"{path}/{SUCCESS_MARKER}")
-    fs.delete(marker, False)
+    marker = filesystem.join(path, SUCCESS_MARKER)
+    filesystem.delete(marker)
     if one_file:
         df = df.coalesce(1)
     mode = "dynamic" if only_partitions else "static"
@@ -77,7 +71,7 @@ def write_table(
         writer = writer.partitionBy(partition_by)
     writer.parquet(path)
     # A dynamic partition overwrite commits without writing the marker at the table root.
-    fs.create(marker, True).close()
+    filesystem.write_bytes(marker, b"")
     return Written(path, rows.get["rows"])
 
 
@@ -99,7 +93,7 @@ def read_table(
             f"no {table} table under {root}: run the {written_by} job first, "
             "or pass its output root as --input"
         ) from None
-    if not hadoop_filesystem(spark, path).exists(hadoop_path(spark, f"{path}/{SUCCESS_MARKER}")):
+    if not filesystem.exists(filesystem.join(path, SUCCESS_MARKER)):
         raise UserError(
             f"the {table} table under {root} is incomplete (no {SUCCESS_MARKER}): re-run the "
             f"{written_by} job"
@@ -107,23 +101,20 @@ def read_table(
     return df
 
 
-def stage_other_partitions(published: Path, staged: Path, months: tuple[str, str]) -> None:
-    """Link into `staged` the partitions of the published table a month-range run keeps: the
+def stage_other_partitions(published: str, staged: str, months: tuple[str, str]) -> None:
+    """Copy into `staged` the partitions of the published table a month-range run keeps: the
     months outside [months] (YYYY-MM, inclusive, "" for open). The range's months and the
     undated partition are left out, so the run's rows replace them whole, also where it has
-    none."""
+    none. (On a local disk the copy is hard links: no bytes move and no Spark job runs.)"""
     first, last = months
-    staged.mkdir(parents=True, exist_ok=True)
-    if not published.is_dir():
-        return
-    for partition in published.iterdir():
-        column, _, value = partition.name.partition("=")
-        if not partition.is_dir() or column != schema.PURCHASE_MONTH or value == UNDATED:
+    filesystem.mkdirs(staged)
+    for name in filesystem.children(published):
+        column, _, value = name.partition("=")
+        partition = filesystem.join(published, name)
+        if column != schema.PURCHASE_MONTH or value == UNDATED or not filesystem.is_dir(partition):
             continue
         if (first and value < first) or (last and value > last):
-            # Hard links: Parquet files are never changed, and the staged table is published
-            # by a rename, so the kept months cost neither a copy nor a Spark job.
-            shutil.copytree(partition, staged / partition.name, copy_function=os.link)
+            filesystem.copy_tree(partition, filesystem.join(staged, name))
 
 
 @contextlib.contextmanager

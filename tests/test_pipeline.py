@@ -578,10 +578,10 @@ def test_the_clusters_spark_defaults_reach_the_session(tmp_path: Path) -> None:
     assert "-XX:+UseParallelGC" not in options
 
 
-def test_records_are_strict_json(tmp_path: Path) -> None:
+def test_records_are_strict_json(spark: SparkSession, tmp_path: Path) -> None:
     """A number that is not finite is written as null: bare NaN and Infinity are not JSON."""
     records.update_insights(
-        tmp_path / "report",
+        str(tmp_path / "report"),
         "forecast",
         {"mase": float("nan"), "months": [{"hi95": float("inf")}], "mae": 2.5, "n": 3},
     )

@@ -7,12 +7,23 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from hotmart_spark import runs
+from hotmart_spark.filesystem import local_path
 from hotmart_spark.runs import OutputRootBusy, output_run
+
+# Every file under an output root is reached through Spark's Hadoop filesystem.
+pytestmark = pytest.mark.usefixtures("spark")
+
+
+@pytest.fixture(params=["path", "uri"])
+def spelled(request: pytest.FixtureRequest) -> Callable[[Path], str]:
+    """An output root named as a local path, or as a file:// URI: the same root either way."""
+    return str if request.param == "path" else lambda folder: folder.as_uri()
 
 
 def manifest(root: Path) -> list[dict]:
@@ -26,7 +37,7 @@ def publish(root: Path, name: str, text: str) -> None:
 
 
 def stage(run: runs.Run, name: str, text: str) -> None:
-    path = run.staged_path(name)
+    path = local_path(run.staged_path(name))
     path.mkdir(parents=True, exist_ok=True)
     (path / "part-0").write_text(text)
 
@@ -90,11 +101,13 @@ def test_a_lock_on_another_host_is_stale_only_once_it_is_not_refreshed(tmp_path:
     assert not lock.exists()
 
 
-def test_a_failed_run_publishes_nothing_and_keeps_the_previous_outputs(tmp_path: Path) -> None:
+def test_a_failed_run_publishes_nothing_and_keeps_the_previous_outputs(
+    tmp_path: Path, spelled: Callable[[Path], str]
+) -> None:
     publish(tmp_path, "clean", "good")
     publish(tmp_path, "report", "good report")
     failed = pytest.raises(ValueError, match="a stage failed")
-    with failed, output_run(str(tmp_path), "pipeline", "app-1") as run:
+    with failed, output_run(spelled(tmp_path), "pipeline", "app-1") as run:
         stage(run, "clean", "new")
         stage(run, "marts/daily_revenue", "new")
         raise ValueError("a stage failed")
@@ -106,16 +119,21 @@ def test_a_failed_run_publishes_nothing_and_keeps_the_previous_outputs(tmp_path:
     assert (record["status"], record["error"]) == ("failed", "ValueError: a stage failed")
 
 
-def test_a_run_publishes_what_it_staged_and_keeps_the_rest(tmp_path: Path) -> None:
+def test_a_run_publishes_what_it_staged_and_keeps_the_rest(
+    tmp_path: Path, spelled: Callable[[Path], str]
+) -> None:
     publish(tmp_path, "clean", "old clean")
     publish(tmp_path, "marts/pareto", "old pareto")
-    with output_run(str(tmp_path), "aggregates", "app-1") as run:
+    root = spelled(tmp_path)
+    with output_run(root, "aggregates", "app-1") as run:
+        assert run.root == f"file:{tmp_path}"
         stage(run, "marts/daily_revenue", "new daily")
-        # Inside the run, readers see the staged version of what it wrote.
-        assert runs.resolve(str(tmp_path), "marts/daily_revenue") == str(
-            run.staging / "marts/daily_revenue"
-        )
-        assert runs.resolve(str(tmp_path), "clean") == f"{tmp_path}/clean"
+        # Inside the run, readers see the staged version of what it wrote, however the
+        # root is spelled.
+        staged = f"file:{tmp_path}/{runs.STAGING}/{run.run_id}/marts/daily_revenue"
+        assert runs.resolve(str(tmp_path), "marts/daily_revenue") == staged
+        assert runs.resolve(tmp_path.as_uri(), "marts/daily_revenue") == staged
+        assert runs.resolve(root, "clean") == f"{root}/clean"
         assert not (tmp_path / "marts/daily_revenue").exists()
     assert content(tmp_path, "marts/daily_revenue") == "new daily"
     assert content(tmp_path, "marts/pareto") == "old pareto"
@@ -127,7 +145,7 @@ def test_the_report_folder_is_staged_from_the_published_one(tmp_path: Path) -> N
     publish(tmp_path, "report", "old page")
     (tmp_path / "report" / "insights.json").write_text('{"run": {"rows_in": 1}}')
     with output_run(str(tmp_path), "report", "app-1") as run:
-        folder = run.staged_path(runs.REPORT_FOLDER, keep_published=True)
+        folder = local_path(run.staged_path(runs.REPORT_FOLDER, keep_published=True))
         assert (folder / "insights.json").read_text() == '{"run": {"rows_in": 1}}'
         (folder / "part-0").unlink()
         (folder / "part-0").write_text("new page")

@@ -9,10 +9,9 @@ import time
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 
-from hotmart_spark import generate
+from hotmart_spark import filesystem, generate
 from hotmart_spark.config import Config
 from hotmart_spark.errors import UserError
-from hotmart_spark.filesystem import is_local, local_path
 from hotmart_spark.tables import persisted
 
 log = logging.getLogger("hotmart_spark.generate")
@@ -54,17 +53,16 @@ def run(spark: SparkSession, config: Config) -> list[generate.Check]:
     world.table.unpersist()
     catalogue.unpersist()
     print(generate.calibration_table(checks))
-    if is_local(out):
-        report = local_path(out) / generate.CALIBRATION_FILE
-        report.write_text(
-            json.dumps([c.__dict__ for c in checks], indent=2) + "\n", encoding="utf-8"
-        )
-        truth = generate.planted_truth(gen.seed, gen.programme_effect)
-        truth["buyers"] = generate.buyer_process_truth(world)
-        truth["after_period"] = after_truth
-        (local_path(out) / generate.TRUTH_FILE).write_text(
-            json.dumps(truth, indent=2) + "\n", encoding="utf-8"
-        )
+    filesystem.write_bytes(
+        filesystem.join(out, generate.CALIBRATION_FILE),
+        (json.dumps([c.__dict__ for c in checks], indent=2) + "\n").encode("utf-8"),
+    )
+    truth = generate.planted_truth(gen.seed, gen.programme_effect)
+    truth["buyers"] = generate.buyer_process_truth(world)
+    truth["after_period"] = after_truth
+    filesystem.write_bytes(
+        filesystem.join(out, generate.TRUTH_FILE), (json.dumps(truth, indent=2) + "\n").encode()
+    )
     log.info("wrote %s rows (plus defects) to %s in %.1f s", f"{gen.rows:,}", out, written_s)
     missed = [c.metric for c in checks if not c.ok]
     if missed:

@@ -8,14 +8,12 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from hotmart_spark import outputs, records
+from hotmart_spark import filesystem, outputs, records, runs
 from hotmart_spark.config import Config
 from hotmart_spark.errors import UserError
-from hotmart_spark.filesystem import local_path, write_atomically
 from hotmart_spark.report.page import MARTS, SECTIONS, answered, build_report
 from hotmart_spark.stages.stage import (
     Stage,
-    local_report,
     output_root,
     publish_insights,
     read,
@@ -25,6 +23,8 @@ from hotmart_spark.stages.stage import (
 )
 
 log = logging.getLogger("hotmart_spark.report")
+
+PAGE = "report.html"
 
 
 def report_insights(root: str) -> dict[str, Any]:
@@ -57,11 +57,12 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     report = build_report(insights, marts)
     folder = report_folder()
     for name, png in report.charts.items():
-        write_atomically(folder / f"{name}.png", png)
-    page = folder / "report.html"
-    write_atomically(page, report.html.encode("utf-8"))
-    published_page = local_report(out) / page.name
-    if local_path(out).resolve() != local_path(root).resolve():
+        filesystem.write_bytes(filesystem.join(folder, f"{name}.png"), png)
+    filesystem.write_bytes(filesystem.join(folder, PAGE), report.html.encode("utf-8"))
+    published_page = filesystem.shown(
+        filesystem.join(filesystem.qualified(out), runs.REPORT_FOLDER, PAGE)
+    )
+    if filesystem.qualified(out) != filesystem.qualified(root):
         for section in SECTIONS:
             publish_insights(config, section, insights[section])
     record_in_manifest(
@@ -69,14 +70,14 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         "report",
         {
             "input": root,
-            "report": str(published_page),
+            "report": published_page,
             "charts": sorted(report.charts),
             "timings": {"total_s": round(time.time() - started, 2)},
         },
     )
     log.info("report written in %.1f s", time.time() - started)
-    print(f"report: {published_page.resolve()}")
-    return {"report": str(published_page), "charts": sorted(report.charts)}
+    print(f"report: {published_page}")
+    return {"report": published_page, "charts": sorted(report.charts)}
 
 
 STAGE = Stage(

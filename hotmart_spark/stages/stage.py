@@ -7,7 +7,6 @@ import contextvars
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -15,6 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from hotmart_spark import outputs, records, runs, tables
 from hotmart_spark.config import Config
 from hotmart_spark.errors import UserError
+from hotmart_spark.filesystem import join
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,9 @@ def write(df: DataFrame, config: Config, name: str, months: tuple[str, str] | No
     run = runs.current()
     path = run.staged_path(name)
     if months is not None:
-        tables.stage_other_partitions(run.root / name, path, months)
+        tables.stage_other_partitions(join(run.root, name), path, months)
     written = tables.write_table(
-        df, str(path), output.partitioned_by, months is not None, output.one_file
+        df, path, output.partitioned_by, months is not None, output.one_file
     )
     recorded = _WRITTEN.get()
     if recorded is not None:
@@ -84,18 +84,14 @@ def read(spark: SparkSession, root: str, name: str) -> DataFrame:
     return tables.read_table(spark, path, root, name, output.stage, output.columns)
 
 
-def report_folder() -> Path:
+def report_folder() -> str:
     """The run's report folder, where the page, its charts and insights.json are written."""
     return runs.current().staged_path(runs.REPORT_FOLDER, keep_published=True)
 
 
 def read_insights(root: str) -> dict[str, Any]:
     """insights.json under an output root, as the run sees it; empty when none is written."""
-    return records.read_insights(records.local_root(runs.resolve(root, runs.REPORT_FOLDER)))
-
-
-def local_report(root: str) -> Path:
-    return records.local_root(root) / runs.REPORT_FOLDER
+    return records.read_insights(runs.resolve(root, runs.REPORT_FOLDER))
 
 
 def publish_insights(config: Config, section: str, numbers: Mapping[str, Any]) -> None:

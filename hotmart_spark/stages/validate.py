@@ -113,8 +113,9 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     # month of them, with the run's own months beside.
     described = counts if replaced_months is None else quality.table_counts(**written)
     day_only = counts["day_only_timestamps"]
-    section = run_insights(described, day_only, config, period, generate.is_generated(source))
-    truth = generate.read_truth(source)
+    generated = not jdbc.is_jdbc(source) and generate.is_generated(source)
+    section = run_insights(described, day_only, config, period, generated)
+    truth = generate.read_truth(source) if generated else None
     if truth is not None:
         section["planted"] = truth
     if replaced_months is not None:
