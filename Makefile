@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA ?= data/generated
 OUT ?= out
 
-.PHONY: demo test test-fast test-cluster lint java tools venv clean
+.PHONY: demo test test-fast test-cluster lint java tools venv dist clean
 
 venv: $(STAMP)
 
@@ -51,5 +51,10 @@ test-fast: venv java
 test-cluster: venv java
 	$(BIN)/pytest -m cluster
 
+# The artifact for a cluster: the wheel, an environment archive for --archives, and the
+# script spark-submit runs (README, On a cluster).
+dist: venv
+	PYTHON=$(BIN)/python bash scripts/dist.sh dist
+
 clean:
-	rm -rf build $(OUT) $(DATA) .pytest_cache .ruff_cache
+	rm -rf build dist $(OUT) $(DATA) .pytest_cache .ruff_cache

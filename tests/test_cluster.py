@@ -1,5 +1,7 @@
 """The pipeline on a Spark standalone cluster (a master and two workers on 127.0.0.1, from the
-installed pyspark) gives the marts of a local run, also when a worker dies mid-stage."""
+installed pyspark) gives the marts of a local run: submitted from the artifact `make dist`
+builds, in a folder outside the checkout, and through spark-submit.sh, also when a worker dies
+mid-stage."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import tarfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -64,6 +68,8 @@ class Cluster:
     url: str
     ui: str
     workers: list[subprocess.Popen[bytes]]
+    # Each worker's work-dir is logs/work<i>.
+    logs: Path
 
     def alive_workers(self) -> int:
         with urllib.request.urlopen(f"{self.ui}/json/", timeout=5) as answer:
@@ -126,7 +132,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         )
         for i in (1, 2)
     ]
-    running = Cluster(url, f"http://127.0.0.1:{ui_port}", workers)
+    running = Cluster(url, f"http://127.0.0.1:{ui_port}", workers, logs)
     try:
         deadline = time.time() + 90
         while True:
@@ -160,18 +166,78 @@ def local_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
     return raw, out
 
 
+SETTINGS = [
+    arg
+    for key, value in {**SAME_SPLITS, **SHORT_LIVED_EXECUTORS}.items()
+    for arg in ("--conf", f"{key}={value}")
+]
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `make dist` builds, copied to a folder outside the checkout, with the environment
+    archive unpacked there as well for the driver (client mode), as README says."""
+    built = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / "dist.sh"), str(built)],
+        env={**os.environ, "PYTHON": sys.executable},
+        check=True,
+        capture_output=True,
+    )
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    for item in built.iterdir():
+        (elsewhere / item.name).write_bytes(item.read_bytes())
+    with tarfile.open(elsewhere / "hotmart-spark-env.tar.gz") as archive:
+        archive.extractall(elsewhere / "env", filter="tar")
+    return elsewhere
+
+
+def submit_artifact(
+    cluster: Cluster, artifact: Path, raw: Path, out: Path
+) -> subprocess.CompletedProcess[bytes]:
+    """The README's client-mode command, from the artifact's folder: the output root named
+    by a URI, the analysis settings in a three-line file of the user's own."""
+    (artifact / "light.toml").write_text("".join(f"{setting}\n" for setting in LIGHT))
+    env = {
+        **os.environ,
+        "PYSPARK_DRIVER_PYTHON": str(artifact / "env" / "bin" / "python"),
+        "PYSPARK_PYTHON": "./environment/bin/python",
+    }
+    for inherited in ("PYTHONPATH", "SPARK_HOME", "HOTMART_SPARK_PROFILE"):
+        env.pop(inherited, None)
+    with open(out.parent / f"{out.name}.log", "wb") as log:
+        return subprocess.run(
+            [
+                str(SPARK_HOME / "bin" / "spark-submit"),
+                "--master",
+                cluster.url,
+                "--archives",
+                "hotmart-spark-env.tar.gz#environment",
+                *SETTINGS,
+                "hotmart-spark.py",
+                "pipeline",
+                "--input",
+                str(raw),
+                "--output",
+                out.as_uri(),
+                "--config",
+                "light.toml",
+            ],
+            cwd=artifact,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=900,
+        )
+
+
 def submit(cluster: Cluster, raw: Path, out: Path) -> subprocess.Popen[bytes]:
-    settings = [
-        arg
-        for key, value in {**SAME_SPLITS, **SHORT_LIVED_EXECUTORS}.items()
-        for arg in ("--conf", f"{key}={value}")
-    ]
     return subprocess.Popen(
         [
             str(ROOT / "spark-submit.sh"),
             "--properties-file",
             str(ROOT / "conf" / "spark-cluster.properties"),
-            *settings,
+            *SETTINGS,
             "jobs/pipeline.py",
             "--input",
             str(raw),
@@ -189,8 +255,12 @@ def submit(cluster: Cluster, raw: Path, out: Path) -> subprocess.Popen[bytes]:
 # RFM scores come from percentile_approx cuts, whose sketches merge in the order tasks
 # finish: a buyer within the sketch's error of a cut may score one apart between runs.
 SCORES = ("r_score", "f_score", "segment")
+# The lifetime summary's deciles and its median cut are percentile_approx cuts too.
 SCORED_TABLES = {"marts/buyer_rfm": SCORES, "marts/rfm_segments": ("buyers", "buyer_share",
-                 "value", "value_share", "top_categories", "top_category_lifts")}  # fmt: skip
+                 "value", "value_share", "top_categories", "top_category_lifts"),
+                 "marts/buyer_lifetime": ("segment",),
+                 "marts/lifetime_summary": ("buyers", "mean_p_alive", "expected_purchase_days",
+                 "expected_value", "value_share", "rank", "top_segment")}  # fmt: skip
 MIN_SAME_SEGMENT = 0.999
 
 
@@ -212,14 +282,22 @@ def assert_same_marts(spark: SparkSession, expected: Path, actual: Path) -> None
     assert same >= MIN_SAME_SEGMENT * left.count()
 
 
-def test_the_cluster_gives_the_local_marts(
-    spark: SparkSession, cluster: Cluster, local_run: tuple[Path, Path]
+def test_the_artifact_on_the_cluster_gives_the_local_marts(
+    spark: SparkSession, cluster: Cluster, local_run: tuple[Path, Path], artifact: Path
 ) -> None:
     raw, local = local_run
     out = local.parent / "cluster"
-    finished = submit(cluster, raw, out)
-    assert finished.wait(timeout=900) == 0, log_tail(out)
+    assert not (artifact / "hotmart_spark").exists()
+    finished = submit_artifact(cluster, artifact, raw, out)
+    assert finished.returncode == 0, log_tail(out)
     assert_same_marts(spark, local, out)
+    # The executors ran the archive's Python (its path is relative to their work-dir).
+    application = json.loads((out / "manifest.json").read_text())["runs"][0]["application_id"]
+    unpacked = list(cluster.logs.glob(f"work*/{application}/*/environment/bin/python"))
+    assert unpacked, f"no executor of {application} unpacked the environment"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["runs"][0]["status"] == "succeeded"
+    assert manifest["runs"][0]["output"] == out.as_uri()
 
 
 def test_the_pipeline_survives_a_worker_killed_mid_stage(
