@@ -37,6 +37,8 @@ MINIMUMS: dict[str, tuple[int, str]] = {
         40,
         "a 95% interval needs a replicate beyond each end",
     ),
+    "lifetime.horizon_months": (1, ""),
+    "lifetime.holdout_months": (1, ""),
     "clusters.fit_max_producers": (100, ""),
     "drivers.early_sales": (2, ""),
     "drivers.min_products": (10, ""),
@@ -127,6 +129,12 @@ class RfmConfig:
 
 
 @dataclass(frozen=True)
+class LifetimeConfig:
+    horizon_months: int
+    holdout_months: int
+
+
+@dataclass(frozen=True)
 class ClustersConfig:
     k_min: int
     k_max: int
@@ -183,6 +191,7 @@ class Config:
     quality: QualityConfig
     concentration: ConcentrationConfig
     rfm: RfmConfig
+    lifetime: LifetimeConfig
     clusters: ClustersConfig
     drivers: DriversConfig
     forecast: ForecastConfig

@@ -232,8 +232,15 @@ def is_generated(path: str) -> bool:
 
 def read_truth(path: str) -> dict[str, Any] | None:
     """The planted truth beside a generated input, or None when there is none."""
-    truth = filesystem.read_bytes(filesystem.join(_input_folder(path), TRUTH_FILE))
-    return None if truth is None else json.loads(truth.decode("utf-8"))
+    folder = _input_folder(path)
+    data = filesystem.read_bytes(filesystem.join(folder, TRUTH_FILE))
+    if data is None:
+        return None
+    truth = json.loads(data.decode("utf-8"))
+    buyers = filesystem.join(folder, TRUTH_BUYERS)
+    if "buyers" in truth and filesystem.is_dir(buyers):
+        truth["buyers"]["after_period_table"] = filesystem.qualified(buyers)
+    return truth
 
 
 def normal(seed: int, stream: str, *keys: Column) -> Column:

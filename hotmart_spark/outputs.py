@@ -65,6 +65,16 @@ OUTPUTS: dict[str, Output] = {
         Output(f"{INSIGHTS_PREFIX}trends", "aggregates", "Q2's headline numbers"),
         Output("marts/buyer_rfm", "segments", "buyer", one_file=False),
         Output("marts/rfm_segments", "segments", "RFM segment"),
+        Output("marts/buyer_lifetime", "segments", "buyer", one_file=False),
+        Output("marts/lifetime_patterns", "segments", "(repeat days, last repeat, age) pattern"),
+        Output(
+            "marts/lifetime_summary", "segments", "view (segment, decile, alive x value) and group"
+        ),
+        Output(
+            "marts/lifetime_calibration",
+            "segments",
+            "check (holdout, planted) and repeat-days group",
+        ),
         Output("marts/rfm_segment_categories", "segments", "RFM segment and product category"),
         Output("marts/producer_clusters", "segments", "producer", one_file=False),
         Output("marts/producer_cluster_profiles", "segments", "cluster"),

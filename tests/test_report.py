@@ -28,6 +28,7 @@ CHARTS = {
     "weekday_hour",
     "categories",
     "channels",
+    "buyer_lifetime",
     "rfm_segments",
     "producer_clusters",
     "drivers",
@@ -472,7 +473,7 @@ def test_every_chart_is_fed_in_drawing_order(
     is handed must be in the order it draws it."""
     fed_to: dict[str, tuple] = {}
     for name in ("pareto", "monthly_value", "weekday_hour", "breakdown_bars", "share_pairs",
-                 "drivers", "monthly_forecast"):  # fmt: skip
+                 "drivers", "monthly_forecast", "lifetime_calibration"):  # fmt: skip
 
         def record(*args, _name=name, **kwargs) -> bytes:
             fed_to.setdefault(_name, ())
@@ -484,7 +485,8 @@ def test_every_chart_is_fed_in_drawing_order(
     found = insights(small_run)
     page.build_charts(found, marts, page.answered(found))
     assert set(fed_to) == {"pareto", "monthly_value", "weekday_hour", "breakdown_bars",
-                           "share_pairs", "drivers", "monthly_forecast"}  # fmt: skip
+                           "share_pairs", "drivers", "monthly_forecast",
+                           "lifetime_calibration"}  # fmt: skip
     # A Lorenz curve: from (0, 0) to (1, 1), never going back on either axis.
     ((curve, _),) = fed_to["pareto"]
     assert curve.iloc[0].tolist() == [0.0, 0.0]
@@ -512,6 +514,13 @@ def test_every_chart_is_fed_in_drawing_order(
     assert groups["permutation_importance"].is_monotonic_decreasing and groups["group"].is_unique
     ranks = [fed.ROLE_ORDER.index(r) for r in effects["role"]]
     assert ranks == sorted(ranks) and effects["estimate"].notna().all()
+    # The lifetime checks: the holdout first, each check's groups 0, 1, ... then 6+.
+    ((checks,),) = fed_to["lifetime_calibration"]
+    assert checks["check"].tolist()[0] == "holdout"
+    assert checks["check"].tolist() == sorted(checks["check"], key=fed.CHECK_ORDER.index)
+    for _, rows in checks.groupby("check"):
+        order = [fed.FREQUENCY_GROUP_ORDER.index(g) for g in rows["group"]]
+        assert order == sorted(order) and len(order) == len(set(order))
 
 
 def test_share_axes_tick_on_whole_percents() -> None:

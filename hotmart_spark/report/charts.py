@@ -300,3 +300,29 @@ def drivers(groups: pd.DataFrame, effects: pd.DataFrame, planted: float | None =
         estimates.set_ylim(-0.6, len(known) - 0.4)
         estimates.set_xlim(edge_low - 0.05, edge_high + 0.05)
         return png(fig)
+
+
+def lifetime_calibration(checks: pd.DataFrame) -> bytes:
+    """Predicted against actual purchase days per buyer, by repeat days in the fitting
+    window: one panel per check (the period's last months held out; for a generated input,
+    the months simulated past it), groups in order (fed.lifetime_checks)."""
+    names = list(dict.fromkeys(checks["check"]))
+    titles = {
+        "holdout": "Last months held out: fitted before, scored on them",
+        "planted": "Months simulated past the period (generated input)",
+    }
+    with figure(6 * len(names), 4.2, ncols=len(names)) as fig:
+        for ax, name in zip(fig.axes, names, strict=True):
+            rows = checks[checks["check"] == name]
+            x = np.arange(len(rows))
+            ax.bar(x - 0.2, rows["actual_per_buyer"], width=0.4, color=MUTED, label="actual")
+            ax.bar(x + 0.2, rows["predicted_per_buyer"], width=0.4, color=MAIN, label="predicted")
+            ax.set_xticks(x, rows["group"])
+            ax.set(
+                xlabel="repeat purchase days while fitted",
+                ylabel="purchase days per buyer",
+                title=titles.get(name, name),
+            )
+            ax.grid(axis="x", visible=False)
+        fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2)
+        return png(fig)

@@ -83,3 +83,21 @@ def scored_backtest(backtest: pd.DataFrame, half: str) -> pd.DataFrame:
     """Every model's error over all backtest months, on the half the forecast reports it on
     (insights' backtest_half)."""
     return backtest[(backtest["horizon"] == "all") & (backtest["half"] == half)]
+
+
+# The lifetime checks from left to right, and the repeat-days groups along each.
+CHECK_ORDER = ("holdout", "planted")
+FREQUENCY_GROUP_ORDER = ("0", "1", "2", "3", "4", "5", "6+")
+
+
+def lifetime_checks(calibration: pd.DataFrame) -> pd.DataFrame:
+    """The calibration table by check, then by repeat-days group in numeric order ("6+"
+    last: as text it sorts before "7")."""
+    check = calibration["check"].map({c: i for i, c in enumerate(CHECK_ORDER)})
+    group = calibration["group"].map({g: i for i, g in enumerate(FREQUENCY_GROUP_ORDER)})
+    return (
+        calibration.assign(_check=check, _group=group)
+        .sort_values(["_check", "_group"])
+        .drop(columns=["_check", "_group"])
+        .reset_index(drop=True)
+    )

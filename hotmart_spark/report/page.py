@@ -23,6 +23,8 @@ MARTS = (
     "breakdowns",
     "channels",
     "rfm_segments",
+    "lifetime_calibration",
+    "lifetime_summary",
     "producer_cluster_profiles",
     "product_drivers",
     "product_effects",
@@ -92,6 +94,9 @@ def build_charts(
                 ("value_share", "share of value"),
                 "Buyer segments: how many, and how much they bring",
             ),
+            "buyer_lifetime": lambda: charts.lifetime_calibration(
+                fed.lifetime_checks(marts["lifetime_calibration"])
+            ),
             "producer_clusters": lambda: charts.share_pairs(
                 fed.largest_first(marts["producer_cluster_profiles"], "value_share", "label"),
                 "label",
@@ -120,6 +125,8 @@ def build_charts(
             ),
         },
     }
+    if "segments" in answered and "skipped" in (insights["segments"].get("lifetime") or {}):
+        del builders["segments"]["buyer_lifetime"]
     # A log stamped by day has every row at one clock time: an hour chart would show that.
     if not day_only(insights):
         builders["trends"]["weekday_hour"] = lambda: charts.weekday_hour(
@@ -286,7 +293,46 @@ def _segment_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) ->
             for r in profiles.itertuples()
         ],
     )
-    return [rfm, clusters]
+    return [rfm, *_lifetime_tables(sg, marts), clusters]
+
+
+def _lifetime_tables(sg: dict[str, Any], marts: dict[str, pd.DataFrame]) -> list[Table]:
+    """Expected purchase days and value over the horizon by RFM segment, and the buyers by
+    P(alive) against expected value."""
+    lifetime = sg.get("lifetime") or {}
+    if "skipped" in lifetime or "lifetime_summary" not in marts:
+        return []
+    summary = marts["lifetime_summary"]
+    horizon = f"next {lifetime['horizon_months']} months"
+    columns = ["buyers", "mean P(alive)", f"purchase days, {horizon}", "share of expected value"]
+
+    def rows(view: str, extra: bool = False) -> list[list[str]]:
+        part = summary[summary["view"] == view].sort_values("rank")
+        return [
+            [
+                r.group,
+                *([r.top_segment or ""] if extra else []),
+                count(r.buyers),
+                f"{r.mean_p_alive:.2f}",
+                count(r.expected_purchase_days),
+                pct(r.value_share),
+            ]
+            for r in part.itertuples()
+        ]
+
+    return [
+        Table(
+            f"Buyer segments' expected purchases ({horizon}, BG/NBD and Gamma-Gamma)",
+            ["segment", *columns],
+            rows("segment"),
+        ),
+        Table(
+            "Buyers by probability of being alive and expected value (above or at most the "
+            "median), with the RFM segment most of them are in",
+            ["group", "most in segment", *columns],
+            rows("alive_value", extra=True),
+        ),
+    ]
 
 
 def _driver_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> list[Table]:
@@ -416,7 +462,7 @@ def build_report(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> Re
     section_charts = {
         "producers": ["pareto"],
         "trends": ["monthly_value", "weekday_hour", "categories", "channels"],
-        "segments": ["rfm_segments", "producer_clusters"],
+        "segments": ["rfm_segments", "buyer_lifetime", "producer_clusters"],
         "drivers": ["drivers"],
         "forecast": ["monthly_forecast"],
     }
@@ -425,6 +471,7 @@ def build_report(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -> Re
         insights["run"],
         insights["drivers"] if "drivers" in done else None,
         insights["forecast"] if "forecast" in done else None,
+        insights["segments"] if "segments" in done else None,
     )
     tables = _tables(insights, marts, done)
     run = insights["run"]

@@ -3,6 +3,7 @@ written by hand."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any
 
@@ -256,6 +257,20 @@ def segments(sg: dict[str, Any]) -> dict[str, Any]:
         f"({pct(biggest['producers'] / producers_total)} of producers) holds "
         f"{pct(biggest['value_share'])} of the value."
     )
+    lifetime = sg.get("lifetime") or {}
+    if "expected_purchase_days" in lifetime:
+        error = lifetime["holdout"].get("total_error")
+        checked = (
+            ""
+            if error is None
+            else f"; the same model predicted the period's last {len(holdout_months(lifetime))} "
+            f"months' total off by {error:+.1%}"
+        )
+        answer += (
+            f" The buyers seen so far are expected to buy on "
+            f"{count(lifetime['expected_purchase_days'])} days in the next "
+            f"{lifetime['horizon_months']} months{checked}."
+        )
     tiers = sg["frequency_tiers"]
     details = [
         f"Buyers are scored 1 to 5 on recency by quintiles of the days since their last "
@@ -266,9 +281,96 @@ def segments(sg: dict[str, Any]) -> dict[str, Any]:
         "scores empty). Segments are named by the two scores; monetary value is not scored, "
         "as it mostly repeats frequency.",
         category_sentence(rfm),
+        *lifetime_sentences(sg.get("lifetime") or {}, sg["value_unit"]),
         cluster_sentence(sg),
     ]
     return {"answer": answer, "details": details}
+
+
+def holdout_months(lifetime: dict[str, Any]) -> list[str]:
+    """The months of the lifetime holdout (YYYY-MM)."""
+    start = dt.date.fromisoformat(lifetime["holdout"]["start"])
+    end = dt.date.fromisoformat(lifetime["holdout"]["end"])
+    months = []
+    while start < end:
+        months.append(f"{start:%Y-%m}")
+        start = (start.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    return months
+
+
+# A Gamma-Gamma q this large means buyers' typical spends do not differ beyond chance.
+NO_SPEND_HETEROGENEITY_Q = 1_000.0
+
+
+def lifetime_sentences(lifetime: dict[str, Any], unit: str) -> list[str]:
+    """Q3, deeper: what the BG/NBD and Gamma-Gamma models expect of the buyers, how well the
+    same model predicted the period's last months, and what its assumptions leave out."""
+    if not lifetime:
+        return []
+    if "skipped" in lifetime:
+        return [f"Lifetime value is not estimated: {lifetime['skipped']}."]
+    model = lifetime["purchases_model"]
+    holdout = lifetime["holdout"]
+    sentences = [
+        f"Over the next {lifetime['horizon_months']} months (to {lifetime['horizon_end']}), "
+        f"the {count(lifetime['buyers'])} buyers seen so far are expected to buy on "
+        f"{count(lifetime['expected_purchase_days'])} days, worth "
+        f"{amount(lifetime['expected_value'])} ({unit}), by a BG/NBD model of repeat purchase "
+        f"days (fitted on {count(lifetime['patterns'])} distinct histories weighted by their "
+        f"buyers: purchase rates Gamma(r = {model['r']:.3f}, alpha = {model['alpha']:.1f} "
+        f"days), drop-out after a repeat Beta(a = {model['a']:.2f}, b = {model['b']:.2f})). "
+        "New buyers are not in it: this is the value of the buyers already won.",
+    ]
+    error = holdout.get("total_error")
+    if error is not None:
+        quality = "close" if abs(error) <= 0.1 else "rough" if abs(error) <= 0.25 else "poor"
+        sentences.append(
+            f"Fitted on the purchases before {holdout['start']} and asked for the days from "
+            f"then to {holdout['end']}, the same model predicted "
+            f"{count(holdout['predicted_purchase_days'])} purchase days against "
+            f"{count(holdout['actual_purchase_days'])} ({error:+.1%}): a {quality} "
+            "prediction of the total; the chart compares it by the buyers' repeat days."
+        )
+    truth = lifetime.get("planted")
+    if truth and truth.get("total_error") is not None:
+        sentences.append(
+            "This input was generated: its buyers' purchases simulated past the period number "
+            f"{count(truth['actual_purchases'])}, against {count(truth['predicted_purchase_days'])} "
+            f"purchase days predicted ({truth['total_error']:+.1%}; two purchases on one day "
+            "are one purchase day, so the prediction counts a little fewer)."
+        )
+    spend = lifetime["spend_model"]
+    correlation = lifetime["spend_frequency_correlation"]
+    if spend["q"] > NO_SPEND_HETEROGENEITY_Q:
+        spend_sentence = (
+            "Buyers do not differ in what they typically spend beyond chance (the Gamma-Gamma "
+            "fit puts all of the spread within buyers), so each buyer's expected spend per "
+            "purchase day is the mean of all repeat purchase days'."
+        )
+    else:
+        spend_sentence = (
+            "Each buyer's expected spend per purchase day mixes the mean of all buyers with "
+            f"its own (Gamma-Gamma, p = {spend['p']:.2f}, q = {spend['q']:.2f}, "
+            f"v = {spend['v']:.2f})."
+        )
+    if correlation is not None and abs(correlation) > lifetime["max_spend_frequency_correlation"]:
+        spend_sentence += (
+            f" Careful: spend and repeat days are correlated ({correlation:+.2f}), which the "
+            "spend model assumes they are not; the expected values lean on that."
+        )
+    elif correlation is not None:
+        spend_sentence += (
+            f" Spend and repeat days are nearly uncorrelated ({correlation:+.2f}), as the "
+            "spend model assumes."
+        )
+    sentences.append(spend_sentence)
+    sentences.append(
+        "In this model a buyer can drop out only after a repeat purchase, so a buyer seen "
+        "once counts as alive (P(alive) = 1): RFM's Lost and Hibernating one-time buyers "
+        "show as likely active, with a low expected value. P(alive) separates buyers who "
+        "came back and then went quiet."
+    )
+    return sentences
 
 
 def category_sentence(rfm: list[dict[str, Any]]) -> str:
@@ -456,7 +558,10 @@ def programme_details(d: dict[str, Any]) -> list[str]:
 
 
 def planted(
-    run: dict[str, Any], drivers: dict[str, Any] | None, forecast: dict[str, Any] | None = None
+    run: dict[str, Any],
+    drivers: dict[str, Any] | None,
+    forecast: dict[str, Any] | None = None,
+    segments: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """Planted against recovered, for a generated input: what the generator put in (or
     simulated past the period) and what the pipeline found, each with its interval."""
@@ -483,6 +588,7 @@ def planted(
         ]
     ]
     rows += forecast_against_simulated(simulated_months(run), forecast)
+    rows += lifetime_against_planted((segments or {}).get("lifetime") or {})
     missed = [r[0] for r in rows if r[3] == "no"]
     unchecked = [r[0] for r in rows if r[3] == ""]
     if missed:
@@ -496,6 +602,27 @@ def planted(
         f"pipeline recovered. {verdict}"
     )
     return {"answer": answer, "rows": rows}
+
+
+def lifetime_against_planted(lifetime: dict[str, Any]) -> list[list[str]]:
+    """The planted BG/NBD parameters against the fitted ones and their 95% intervals."""
+    truth = lifetime.get("planted")
+    if not truth:
+        return []
+    rows = []
+    for name in ("r", "alpha", "a", "b"):
+        planted_value = truth["parameters"][name]
+        estimate = lifetime["purchases_model"][name]
+        low, high = lifetime["purchases_model_intervals"][name]
+        rows.append(
+            [
+                f"buyers' BG/NBD {name} (days)" if name == "alpha" else f"buyers' BG/NBD {name}",
+                f"{planted_value:.3g}",
+                f"{estimate:.3g} ({low:.3g} to {high:.3g})",
+                "yes" if holds(low, high, planted_value) else "no",
+            ]
+        )
+    return rows
 
 
 def simulated_months(run: dict[str, Any]) -> dict[str, float] | None:

@@ -1,27 +1,34 @@
-"""Segments (Q3): buyer RFM scores and named segments; producer clusters, from clean purchases."""
+"""Segments (Q3): buyer RFM scores and named segments, buyer lifetime value (BG/NBD and
+Gamma-Gamma); producer clusters, from clean purchases."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from typing import Any
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
+from hotmart_spark import schema as sch
+from hotmart_spark.analysis import lifetime as ltv
 from hotmart_spark.config import Config
+from hotmart_spark.errors import NotEnoughData
 from hotmart_spark.stages.stage import (
     Stage,
     output_root,
     publish_insights,
     read,
+    read_insights,
     record_in_manifest,
     write,
 )
 from hotmart_spark.tables import persisted
 from hotmart_spark.threads import Pool
-from hotmart_spark.transforms import clusters, rfm
+from hotmart_spark.transforms import clusters, lifetime, rfm
 from hotmart_spark.transforms.revenue import valued_purchases
 
 log = logging.getLogger("hotmart_spark.segments")
@@ -55,6 +62,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
             config,
             "marts/rfm_segments",
         )
+        lifetimes = buyer_lifetimes(spark, purchases, buyer_rfm, reference, config)
         clustered = clusters_done.result()
     segments = rfm_insights(spark, out)
     publish_insights(
@@ -66,6 +74,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
             "recency_cuts": cuts,
             "frequency_tiers": tiers,
             "rfm": segments,
+            "lifetime": lifetimes,
             **clustered,
         },
     )
@@ -80,6 +89,9 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
             "recency_cuts": cuts,
             "frequency_tiers": tiers,
             "cluster_silhouettes": clustered["cluster_silhouettes"],
+            "lifetime_model": {
+                key: lifetimes.get(key) for key in ("purchases_model", "spend_model", "patterns")
+            },
             "timings": {"total_s": round(time.time() - started, 2)},
         },
     )
@@ -110,7 +122,175 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
             c["producers"],
             100 * c["value_share"],
         )
+    if "skipped" in lifetimes:
+        log.info("lifetime value not estimated: %s", lifetimes["skipped"])
+    else:
+        error = lifetimes["holdout"].get("total_error")
+        log.info(
+            "lifetime: BG/NBD %s on %d patterns; the holdout's total %s",
+            ", ".join(f"{k} {v:.3g}" for k, v in lifetimes["purchases_model"].items()),
+            lifetimes["patterns"],
+            "not checked" if error is None else f"off by {error:+.1%}",
+        )
     return {"reference_day": reference, "recency_cuts": cuts, "rfm": segments, **clustered}
+
+
+def months_later(day: dt.date, months: int) -> dt.date:
+    return (pd.Timestamp(day) + pd.DateOffset(months=months)).date()
+
+
+def buyer_lifetimes(
+    spark: SparkSession,
+    purchases: DataFrame,
+    buyer_rfm: DataFrame,
+    reference: dt.date,
+    config: Config,
+) -> dict[str, Any]:
+    """Fit BG/NBD and Gamma-Gamma on the collapsed tables, check them on the period's last
+    months (and on the planted truth of a generated input), write the buyer mart and its
+    summaries; returns insights' lifetime section (or why there is none)."""
+    settings = config.lifetime
+    horizon_end = months_later(reference, settings.horizon_months)
+    holdout_start = months_later(reference, -settings.holdout_months)
+    with persisted(lifetime.purchase_days(purchases)) as days:
+        try:
+            holdout = holdout_check(days, holdout_start, reference)
+            with persisted(lifetime.histories(days, reference)) as history:
+                patterns = lifetime.patterns(history).toPandas()
+                purchases_model = ltv.fit_purchases(patterns)
+                spend_table = lifetime.spend_patterns(history).toPandas()
+                spend_model = ltv.fit_spend(spend_table)
+                horizon_days = (horizon_end - reference).days
+                predicted = ltv.predicted(patterns, purchases_model, horizon_days)
+                write(spark.createDataFrame(predicted), config, "marts/lifetime_patterns")
+                per_pattern = read(spark, output_root(config), "marts/lifetime_patterns").select(
+                    *lifetime.PATTERN, "expected_purchase_days", "p_alive"
+                )
+                p, q, v = (spend_model.parameters[k] for k in ltv.SPEND_PARAMETERS)
+                buyers = (
+                    history.join(F.broadcast(per_pattern), lifetime.PATTERN)
+                    .withColumn("expected_spend", lifetime.expected_spend(p, q, v))
+                    .withColumn(
+                        "expected_value", F.col("expected_purchase_days") * F.col("expected_spend")
+                    )
+                    .join(buyer_rfm.select(sch.BUYER_ID, "segment"), sch.BUYER_ID, "left")
+                )
+                write(buyers, config, "marts/buyer_lifetime")
+        except NotEnoughData as exc:
+            for name, columns in lifetime.EMPTY_TABLES.items():
+                write(spark.createDataFrame([], columns), config, name)
+            return {"skipped": str(exc)}
+    buyer_table = read(spark, output_root(config), "marts/buyer_lifetime")
+    summary = lifetime.summary(buyer_table)
+    write(summary, config, "marts/lifetime_summary")
+    calibrations = [holdout["table"]]
+    section: dict[str, Any] = {
+        "horizon_months": settings.horizon_months,
+        "horizon_end": horizon_end.isoformat(),
+        "patterns": len(patterns),
+        "buyers": int(patterns["buyers"].sum()),
+        "purchases_model": purchases_model.parameters,
+        "purchases_model_intervals": purchases_model.intervals,
+        "spend_model": spend_model.parameters,
+        "spend_model_intervals": spend_model.intervals,
+        "spend_frequency_correlation": ltv.spend_frequency_correlation(spend_table),
+        "max_spend_frequency_correlation": ltv.MAX_SPEND_FREQUENCY_CORRELATION,
+        "expected_purchase_days": float(
+            (predicted["expected_purchase_days"] * predicted["buyers"]).sum()
+        ),
+        "holdout": {k: v for k, v in holdout.items() if k != "table"},
+        "summary": [
+            r.asDict()
+            for r in read(spark, output_root(config), "marts/lifetime_summary")
+            .orderBy("view", "rank")
+            .collect()
+        ],
+    }
+    section["expected_value"] = float(buyer_table.agg(F.sum("expected_value")).first()[0] or 0.0)
+    truth = planted_check(spark, buyer_table, config)
+    if truth is not None:
+        calibrations.append(truth.pop("table"))
+        section["planted"] = truth
+    write(
+        spark.createDataFrame(pd.concat(calibrations, ignore_index=True)),
+        config,
+        "marts/lifetime_calibration",
+    )
+    section["calibration"] = [
+        r.asDict() for r in read(spark, output_root(config), "marts/lifetime_calibration").collect()
+    ]
+    return section
+
+
+def holdout_check(days: DataFrame, start: dt.date, end: dt.date) -> dict[str, Any]:
+    """BG/NBD fitted on the purchase days before `start` and scored on [start, end): per
+    buyer seen before start, predicted against actual purchase days in the holdout."""
+    window = lifetime.purchases_between(days, start, end)
+    table = lifetime.patterns(lifetime.histories(days, start), window).toPandas()
+    model = ltv.fit_purchases(table)
+    scored = ltv.predicted(table, model, (end - start).days)
+    calibration = ltv.calibration(scored, "holdout_purchase_days")
+    predicted_total = float(calibration["predicted"].sum())
+    actual_total = float(calibration["actual"].sum())
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "buyers": int(table["buyers"].sum()),
+        "purchases_model": model.parameters,
+        "predicted_purchase_days": predicted_total,
+        "actual_purchase_days": actual_total,
+        "total_error": ltv.relative_error(predicted_total, actual_total),
+        "table": calibration.assign(check="holdout"),
+    }
+
+
+def planted_check(
+    spark: SparkSession, buyer_table: DataFrame, config: Config
+) -> dict[str, Any] | None:
+    """On a generated input: the planted BG/NBD parameters, and each buyer's purchases the
+    generator simulated after the period against the buyer's prediction."""
+    truth = read_insights_planted(config)
+    if truth is None:
+        return None
+    buyers_truth = truth.get("buyers") or {}
+    table_path = buyers_truth.get("after_period_table")
+    months_after = (truth.get("after_period") or {}).get("months_after")
+    if not table_path or months_after != config.lifetime.horizon_months:
+        return None
+    after = spark.read.parquet(table_path).select(sch.BUYER_ID, "purchases_after")
+    joined = buyer_table.join(after, sch.BUYER_ID, "left").fillna(0, ["purchases_after"])
+    groups = (
+        joined.groupBy(
+            F.when(F.col("repeat_days") >= 6, "6+")
+            .otherwise(F.col("repeat_days").cast("string"))
+            .alias("group")
+        )
+        .agg(
+            F.count(F.lit(1)).alias("buyers"),
+            F.sum("expected_purchase_days").alias("predicted"),
+            F.sum("purchases_after").alias("actual"),
+        )
+        .toPandas()
+    )
+    order = {g: i for i, g in enumerate(ltv.FREQUENCY_GROUPS)}
+    groups = groups.sort_values("group", key=lambda g: g.map(order)).reset_index(drop=True)
+    groups = groups.assign(
+        predicted_per_buyer=groups["predicted"] / groups["buyers"],
+        actual_per_buyer=groups["actual"] / groups["buyers"],
+        check="planted",
+    )
+    predicted_total, actual_total = float(groups["predicted"].sum()), float(groups["actual"].sum())
+    return {
+        "parameters": {k: buyers_truth[k] for k in ltv.BGNBD_PARAMETERS},
+        "predicted_purchase_days": predicted_total,
+        "actual_purchases": actual_total,
+        "total_error": ltv.relative_error(predicted_total, actual_total),
+        "table": groups,
+    }
+
+
+def read_insights_planted(config: Config) -> dict[str, Any] | None:
+    return read_insights(config.paths.input).get("run", {}).get("planted")
 
 
 def rfm_insights(spark: SparkSession, out: str) -> list[dict[str, Any]]:
