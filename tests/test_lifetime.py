@@ -185,3 +185,16 @@ def test_the_pipeline_predicts_the_planted_buyers(spark: SparkSession, small_run
     assert section["holdout"]["total_error"] is not None
     page = (small_run.out / "report" / "report.html").read_text()
     assert "buyer_lifetime.png" in page or "Last months held out" in page or "BG/NBD" in page
+
+
+def test_the_empty_tables_have_the_written_columns(
+    spark: SparkSession, small_run: SmallRun
+) -> None:
+    """With no repeat buyer the stage writes its tables empty: with the columns and types a
+    run that modelled writes, so a reader need not tell the two apart."""
+    for name, columns in lifetime.EMPTY_TABLES.items():
+        written = spark.read.parquet(str(small_run.out / name)).schema
+        empty = spark.createDataFrame([], columns).schema
+        assert [(f.name, f.dataType) for f in written] == [(f.name, f.dataType) for f in empty], (
+            name
+        )

@@ -164,11 +164,14 @@ def calibration(table: pd.DataFrame, actual_column: str) -> pd.DataFrame:
         .agg(
             buyers=("buyers", "sum"),
             predicted=("predicted_total", "sum"),
-            actual=(actual_column, "sum"),
+            **{actual_column: (actual_column, "sum")},
         )
         .reindex(list(FREQUENCY_GROUPS))
         .dropna(subset=["buyers"])
         .reset_index()
+        # Counts, whichever groups are present (reindexing made them floats for the absent).
+        .astype({"buyers": "int64", actual_column: "int64"})
+        .rename(columns={actual_column: "actual"})
     )
     return grouped.assign(
         predicted_per_buyer=grouped["predicted"] / grouped["buyers"],

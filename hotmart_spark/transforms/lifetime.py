@@ -39,8 +39,8 @@ EMPTY_TABLES = {
     "marts/lifetime_summary": "view string, group string, buyers bigint, mean_p_alive double, "
     "expected_purchase_days double, expected_value double, top_segment string, "
     "value_share double, rank int",
-    "marts/lifetime_calibration": "group string, buyers double, predicted double, "
-    "actual double, predicted_per_buyer double, actual_per_buyer double, check string",
+    "marts/lifetime_calibration": "group string, buyers bigint, predicted double, "
+    "actual bigint, predicted_per_buyer double, actual_per_buyer double, check string",
 }
 # Repeat spend is collapsed on a log scale in steps of 1% (a buyer's mean is kept to within
 # half a percent), so the Gamma-Gamma table is bounded too: about 100 rows per factor e of
