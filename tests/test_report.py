@@ -548,3 +548,38 @@ def test_a_missing_tool_skips_locally_and_fails_in_ci(monkeypatch: pytest.Monkey
     monkeypatch.setenv(REQUIRE_TOOLS_ENV, "1")
     with pytest.raises(pytest.fail.Exception, match="run make tools"):
         missing_tool("Chromium")
+
+
+def test_lifetime_sentences_from_hand_made_numbers() -> None:
+    lifetime = {
+        "horizon_months": 3,
+        "horizon_end": "2016-10-01",
+        "buyers": 1000,
+        "patterns": 40,
+        "expected_purchase_days": 250.0,
+        "expected_value": 125.0,
+        "purchases_model": {"r": 0.25, "alpha": 40.0, "a": 0.8, "b": 2.5},
+        "holdout": {
+            "start": "2016-05-01",
+            "end": "2016-07-01",
+            "predicted_purchase_days": 90.0,
+            "actual_purchase_days": 100.0,
+            "total_error": -0.1,
+        },
+        "spend_model": {"p": 0.4, "q": 2.0e6, "v": 1.0e6},
+        "spend_frequency_correlation": 0.5,
+        "max_spend_frequency_correlation": 0.3,
+    }
+    sentences = story.lifetime_sentences({"value_unit": "BRL", "lifetime": lifetime})
+    text = " ".join(sentences)
+    assert "expected to buy on 250 days, worth 125 (BRL)" in text
+    assert "predicted 90 purchase days against 100 (-10.0%): a close prediction" in text
+    assert "do not differ in what they typically spend" in text
+    assert "Careful: spend and repeat days are correlated (+0.50)" in text
+    assert "counts as alive (P(alive) = 1)" in text
+    assert story.holdout_months(lifetime) == ["2016-05", "2016-06"]
+    skipped = {"value_unit": "BRL", "lifetime": {"skipped": "no buyer bought on a second day"}}
+    assert story.lifetime_sentences(skipped) == [
+        "Lifetime value is not estimated: no buyer bought on a second day."
+    ]
+    assert story.lifetime_sentences({"value_unit": "BRL"}) == []

@@ -281,7 +281,7 @@ def segments(sg: dict[str, Any]) -> dict[str, Any]:
         "scores empty). Segments are named by the two scores; monetary value is not scored, "
         "as it mostly repeats frequency.",
         category_sentence(rfm),
-        *lifetime_sentences(sg.get("lifetime") or {}, sg["value_unit"]),
+        *lifetime_sentences(sg),
         cluster_sentence(sg),
     ]
     return {"answer": answer, "details": details}
@@ -302,9 +302,10 @@ def holdout_months(lifetime: dict[str, Any]) -> list[str]:
 NO_SPEND_HETEROGENEITY_Q = 1_000.0
 
 
-def lifetime_sentences(lifetime: dict[str, Any], unit: str) -> list[str]:
+def lifetime_sentences(sg: dict[str, Any]) -> list[str]:
     """Q3, deeper: what the BG/NBD and Gamma-Gamma models expect of the buyers, how well the
     same model predicted the period's last months, and what its assumptions leave out."""
+    lifetime = sg.get("lifetime") or {}
     if not lifetime:
         return []
     if "skipped" in lifetime:
@@ -315,7 +316,7 @@ def lifetime_sentences(lifetime: dict[str, Any], unit: str) -> list[str]:
         f"Over the next {lifetime['horizon_months']} months (to {lifetime['horizon_end']}), "
         f"the {count(lifetime['buyers'])} buyers seen so far are expected to buy on "
         f"{count(lifetime['expected_purchase_days'])} days, worth "
-        f"{amount(lifetime['expected_value'])} ({unit}), by a BG/NBD model of repeat purchase "
+        f"{amount(lifetime['expected_value'])} ({sg['value_unit']}), by a BG/NBD model of repeat purchase "
         f"days (fitted on {count(lifetime['patterns'])} distinct histories weighted by their "
         f"buyers: purchase rates Gamma(r = {model['r']:.3f}, alpha = {model['alpha']:.1f} "
         f"days), drop-out after a repeat Beta(a = {model['a']:.2f}, b = {model['b']:.2f})). "
