@@ -583,3 +583,30 @@ def test_lifetime_sentences_from_hand_made_numbers() -> None:
         "Lifetime value is not estimated: no buyer bought on a second day."
     ]
     assert story.lifetime_sentences({"value_unit": "BRL"}) == []
+
+
+def test_planted_buyer_parameters_set_against_their_intervals() -> None:
+    """r 0.3 in 0.28-0.32 misses the planted 0.25; alpha 44 in 40-48 holds 40: the fitted
+    mean rate (0.3 / 44) is 9.1% over the planted (0.25 / 40), and the answer says why."""
+    drivers = effect_numbers(0.14, -0.19, 0.5)
+    planted = {"r": 0.25, "alpha": 40.0, "a": 0.8, "b": 2.5}
+    lifetime = {
+        "purchases_model": {"r": 0.3, "alpha": 44.0, "a": 0.8, "b": 2.5},
+        "purchases_model_intervals": {
+            "r": [0.28, 0.32],
+            "alpha": [40.0, 48.0],
+            "a": [0.7, 0.9],
+            "b": [2.0, 3.0],
+        },
+        "planted": {"parameters": planted},
+    }
+    run = {"planted": {"programme_effect": {"log_ratio": 0.25}}, "value_unit": RELATIVE_UNIT}
+    section = story.planted(run, drivers, None, {"lifetime": lifetime})
+    assert section["rows"][1:] == [
+        ["buyers' BG/NBD r", "0.25", "0.3 (0.28 to 0.32)", "no"],
+        ["buyers' BG/NBD alpha (days)", "40", "44 (40 to 48)", "yes"],
+        ["buyers' BG/NBD a", "0.8", "0.8 (0.7 to 0.9)", "yes"],
+        ["buyers' BG/NBD b", "2.5", "2.5 (2 to 3)", "yes"],
+    ]
+    assert "Missed: buyers' BG/NBD r." in section["answer"]
+    assert "r / alpha, is +9.1% off the planted one" in section["answer"]
