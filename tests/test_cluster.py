@@ -305,12 +305,12 @@ def test_the_artifact_on_the_cluster_gives_the_local_marts(
     assert finished.returncode == 0, log_tail(out)
     assert_same_marts(spark, local, out)
     # The executors ran the archive's Python (its path is relative to their work-dir).
-    application = json.loads((out / "manifest.json").read_text())["runs"][0]["application_id"]
+    run = json.loads((out / "manifest.json").read_text())["runs"][0]
+    application = run["application_id"]
     unpacked = list(cluster.logs.glob(f"work*/{application}/*/environment/bin/python"))
     assert unpacked, f"no executor of {application} unpacked the environment"
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["runs"][0]["status"] == "succeeded"
-    assert manifest["runs"][0]["output"] == out.as_uri()
+    assert run["status"] == "succeeded"
+    assert run["output"] == out.as_uri()
 
 
 def test_the_pipeline_survives_a_worker_killed_mid_stage(

@@ -144,6 +144,10 @@ def predicted(table: pd.DataFrame, model: Fitted, horizon_days: float) -> pd.Dat
 
 
 FREQUENCY_GROUPS = ("0", "1", "2", "3", "4", "5", "6+")
+# The calibration checks: the period's last months held out, and (generated input only) the
+# months the generator simulated past the period.
+HOLDOUT = "holdout"
+PLANTED = "planted"
 
 
 def frequency_group(repeat_days: pd.Series) -> pd.Series:

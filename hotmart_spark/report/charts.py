@@ -18,6 +18,8 @@ from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
+from hotmart_spark.analysis import lifetime as ltv
+
 MAIN = "#1f5f8b"
 ACCENT = "#d1495b"
 MUTED = "#9aa5b1"
@@ -308,8 +310,8 @@ def lifetime_calibration(checks: pd.DataFrame) -> bytes:
     the months simulated past it), groups in order (fed.lifetime_checks)."""
     names = list(dict.fromkeys(checks["check"]))
     titles = {
-        "holdout": "Last months held out: fitted before, scored on them",
-        "planted": "Months simulated past the period (generated input)",
+        ltv.HOLDOUT: "Last months held out: fitted before, scored on them",
+        ltv.PLANTED: "Months simulated past the period (generated input)",
     }
     with figure(6 * len(names), 4.2, ncols=len(names)) as fig:
         for ax, name in zip(fig.axes, names, strict=True):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from hotmart_spark.analysis import lifetime as ltv
+
 # The effect estimates from the top of the chart down: the answer first, then its checks.
 ROLE_ORDER = ("headline", "check", "naive", "uncorrected", "placebo")
 
@@ -86,8 +88,8 @@ def scored_backtest(backtest: pd.DataFrame, half: str) -> pd.DataFrame:
 
 
 # The lifetime checks from left to right, and the repeat-days groups along each.
-CHECK_ORDER = ("holdout", "planted")
-FREQUENCY_GROUP_ORDER = ("0", "1", "2", "3", "4", "5", "6+")
+CHECK_ORDER = (ltv.HOLDOUT, ltv.PLANTED)
+FREQUENCY_GROUP_ORDER = ltv.FREQUENCY_GROUPS
 
 
 def lifetime_checks(calibration: pd.DataFrame) -> pd.DataFrame:

@@ -206,7 +206,10 @@ def buyer_lifetimes(
             .collect()
         ],
     }
-    section["expected_value"] = float(buyer_table.agg(F.sum("expected_value")).first()[0] or 0.0)
+    # Every buyer is in exactly one segment group of the summary: its total is the buyers'.
+    section["expected_value"] = float(
+        sum(r["expected_value"] or 0.0 for r in section["summary"] if r["view"] == "segment")
+    )
     truth = planted_check(spark, buyer_table, config)
     if truth is not None:
         calibrations.append(truth.pop("table"))
@@ -240,7 +243,7 @@ def holdout_check(days: DataFrame, start: dt.date, end: dt.date) -> dict[str, An
         "predicted_purchase_days": predicted_total,
         "actual_purchase_days": actual_total,
         "total_error": ltv.relative_error(predicted_total, actual_total),
-        "table": calibration.assign(check="holdout"),
+        "table": calibration.assign(check=ltv.HOLDOUT),
     }
 
 
@@ -249,7 +252,7 @@ def planted_check(
 ) -> dict[str, Any] | None:
     """On a generated input: the planted BG/NBD parameters, and each buyer's purchases the
     generator simulated after the period against the buyer's prediction."""
-    truth = read_insights_planted(config)
+    truth = read_insights(config.paths.input).get("run", {}).get("planted")
     if truth is None:
         return None
     buyers_truth = truth.get("buyers") or {}
@@ -258,27 +261,19 @@ def planted_check(
     if not table_path or months_after != config.lifetime.horizon_months:
         return None
     after = spark.read.parquet(table_path).select(sch.BUYER_ID, "purchases_after")
-    joined = buyer_table.join(after, sch.BUYER_ID, "left").fillna(0, ["purchases_after"])
-    groups = (
-        joined.groupBy(
-            F.when(F.col("repeat_days") >= 6, "6+")
-            .otherwise(F.col("repeat_days").cast("string"))
-            .alias("group")
-        )
+    # One row per number of repeat days (a few dozen), grouped as the holdout's by calibration.
+    by_repeats = (
+        buyer_table.join(after, sch.BUYER_ID, "left")
+        .fillna(0, ["purchases_after"])
+        .groupBy("repeat_days")
         .agg(
             F.count(F.lit(1)).alias("buyers"),
-            F.sum("expected_purchase_days").alias("predicted"),
-            F.sum("purchases_after").alias("actual"),
+            F.avg("expected_purchase_days").alias("expected_purchase_days"),
+            F.sum("purchases_after").alias("purchases_after"),
         )
         .toPandas()
     )
-    order = {g: i for i, g in enumerate(ltv.FREQUENCY_GROUPS)}
-    groups = groups.sort_values("group", key=lambda g: g.map(order)).reset_index(drop=True)
-    groups = groups.assign(
-        predicted_per_buyer=groups["predicted"] / groups["buyers"],
-        actual_per_buyer=groups["actual"] / groups["buyers"],
-        check="planted",
-    )
+    groups = ltv.calibration(by_repeats, "purchases_after").assign(check=ltv.PLANTED)
     predicted_total, actual_total = float(groups["predicted"].sum()), float(groups["actual"].sum())
     return {
         "parameters": {k: buyers_truth[k] for k in ltv.BGNBD_PARAMETERS},
@@ -287,10 +282,6 @@ def planted_check(
         "total_error": ltv.relative_error(predicted_total, actual_total),
         "table": groups,
     }
-
-
-def read_insights_planted(config: Config) -> dict[str, Any] | None:
-    return read_insights(config.paths.input).get("run", {}).get("planted")
 
 
 def rfm_insights(spark: SparkSession, out: str) -> list[dict[str, Any]]:
