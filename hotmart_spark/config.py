@@ -49,11 +49,15 @@ MINIMUMS: dict[str, tuple[int, str]] = {
     "forecast.max_origins": (1, ""),
     "forecast.origin_step_days": (1, ""),
     "forecast.min_seasonal_days": (14, "two weekly cycles"),
+    "forecast.max_series": (1, ""),
     "generator.rows": (1, ""),
     "generator.files": (1, ""),
     "generator.months_after": (0, ""),
 }
 
+
+# The columns the forecast has series per (marts/daily_category_niche holds these).
+SERIES_COLUMNS = ("product_category", "product_niche")
 
 # The unit of value = z - min(z), when no mean and std convert z to a currency.
 RELATIVE_UNIT = "relative value units"
@@ -162,6 +166,9 @@ class ForecastConfig:
     max_origins: int
     min_seasonal_days: int
     flag_quarantined_share: float
+    series_by: tuple[str, ...]
+    series_min_share: float
+    max_series: int
 
 
 @dataclass(frozen=True)
@@ -367,7 +374,12 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
     from_text = isinstance(value, _OverrideText)
     if origin is tuple:
         # On the command line a list is written 2,3,4,6.
-        items = [_OverrideText(i.strip()) for i in value.split(",")] if from_text else value
+        # "a,b" on the command line; "" is the empty list.
+        items = (
+            [_OverrideText(i.strip()) for i in value.split(",") if i.strip()]
+            if from_text
+            else value
+        )
         if not isinstance(items, list):
             raise UserError(f"config key '{key}' must be a list")
         return tuple(_convert(i, typing.get_args(hint)[0], key) for i in items)
@@ -472,6 +484,14 @@ def _check(config: Config) -> None:
         fail("drivers.max_depth", "must be between 1 and 30 (Spark's limit)")
     if not 0 < config.forecast.flag_quarantined_share <= 1:
         fail("forecast.flag_quarantined_share", "must be above 0 and at most 1")
+    unknown = sorted(set(config.forecast.series_by) - set(SERIES_COLUMNS))
+    if unknown:
+        fail(
+            "forecast.series_by",
+            f"names {', '.join(unknown)}; it takes {', '.join(SERIES_COLUMNS)}",
+        )
+    if not 0 <= config.forecast.series_min_share < 1:
+        fail("forecast.series_min_share", "must be at least 0 and below 1")
     gen = config.generator
     if not 0 <= gen.defects <= 0.05:
         fail("generator.defects", "must be between 0 and 0.05")

@@ -46,6 +46,12 @@ OUTPUTS: dict[str, Output] = {
         ),
         Output(f"{INSIGHTS_PREFIX}run", "validate", "rows in, clean, quarantined; the value unit"),
         Output("marts/daily_revenue", "aggregates", "day", one_file=False),
+        Output(
+            "marts/daily_category_niche",
+            "aggregates",
+            "day, category and niche with a sale",
+            one_file=False,
+        ),
         Output("marts/monthly_revenue", "aggregates", "month"),
         Output("marts/weekday_hour", "aggregates", "weekday and hour"),
         Output("marts/breakdowns", "aggregates", "dimension and level"),
@@ -94,6 +100,17 @@ OUTPUTS: dict[str, Output] = {
         Output("marts/forecast_backtest_errors", "forecast", "model, origin and horizon"),
         Output("marts/forecast_models", "forecast", "candidate model"),
         Output("marts/forecast_quarantined_days", "forecast", "day with quarantined rows"),
+        Output("marts/forecast_series", "forecast", "grouping, series and month ahead"),
+        Output(
+            "marts/forecast_series_models",
+            "forecast",
+            "grouping, series, candidate and backtest half",
+        ),
+        Output(
+            "marts/forecast_reconciliation",
+            "forecast",
+            "grouping, method, series and backtest half",
+        ),
         Output(f"{INSIGHTS_PREFIX}forecast", "forecast", "Q5's headline numbers"),
     )
 }

@@ -38,6 +38,11 @@ def test_overrides_take_the_field_type() -> None:
     assert config.period.end == dt.date(2016, 3, 31)
     assert config.quality.actions["direct_sale_with_commission"] == "warn"
     assert config.paths.output == "/tmp/x"
+    # A list is comma-separated; nothing after the = is the empty list.
+    assert load_config(overrides=["forecast.series_by="]).forecast.series_by == ()
+    assert load_config(
+        overrides=["forecast.series_by=product_category, product_niche"]
+    ).forecast.series_by == ("product_category", "product_niche")
 
 
 def test_config_is_frozen() -> None:
@@ -79,6 +84,11 @@ def test_config_is_frozen() -> None:
         (
             "forecast.min_seasonal_days=7",
             "config key 'forecast.min_seasonal_days' must be at least 14",
+        ),
+        (
+            "forecast.series_by=product_category,buyer_id",
+            "config key 'forecast.series_by' names buyer_id; it takes product_category, "
+            "product_niche",
         ),
         ("rows=5", "--set expects section.key=value, got 'rows=5'"),
         ("generator.rows", "--set expects section.key=value"),

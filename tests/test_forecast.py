@@ -93,7 +93,7 @@ AHEAD = fc.horizon_months(pd.Period("2015-04", "M"), 3)  # May, June, July 2015
 
 
 def months_of(fit: fc.Fit, train: pd.Series) -> list[float]:
-    monthly, total, _ = fc._forecast_months(fit, train, AHEAD, None)
+    monthly, _, total, _ = fc._forecast_months(fit, train, AHEAD, None)
     assert total["mean"] == pytest.approx(monthly["mean"].sum())
     return monthly["mean"].tolist()
 
@@ -150,6 +150,18 @@ def test_conformal_calibration_by_hand() -> None:
     assert np.isnan(ends["lo95"]) and np.isnan(ends["hi95"])
     # Horizons without cells of their own borrow the longest one that has them.
     assert calibration.centre["3"] == calibration.centre["1"]
+
+
+def test_uncentred_calibration_by_hand() -> None:
+    # Around the forecast itself: |log ratios| 0.1, 0.1, 0.3, 0, 0.2, median 0.1; scaled
+    # 1, 1, 3, 0, 2; the 80% end is the 5th smallest, 3.
+    calibration = fc.calibrate(cells({"1": [0.1, -0.1, 0.3, 0.0, 0.2]}), ["1"], centred=False)
+    assert calibration.centre["1"] == 0.0
+    assert calibration.scale["1"] == pytest.approx(0.1)
+    assert calibration.quantile["80"] == pytest.approx(3.0)
+    ends = calibration.interval("1", 200.0)
+    assert ends["lo80"] == pytest.approx(200 * np.exp(-0.3))
+    assert ends["hi80"] == pytest.approx(200 * np.exp(0.3))
 
 
 def test_intervals_are_never_below_zero() -> None:

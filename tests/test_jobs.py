@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 from hotmart_spark import cli, generate, pipeline
 from hotmart_spark import schema as s
 from hotmart_spark.analysis import drivers
+from hotmart_spark.analysis import reconcile as rc
 from hotmart_spark.config import load_config
 from hotmart_spark.errors import UserError
 from hotmart_spark.stages import aggregates as aggregates_job
@@ -393,3 +394,52 @@ def test_an_installed_wheel_alone_runs_the_jobs(small_run: SmallRun, tmp_path: P
     manifest = json.loads((elsewhere / "out" / "manifest.json").read_text())
     assert manifest["runs"][0]["status"] == "succeeded"
     assert (elsewhere / "out" / "report" / "report.html").is_file()
+
+
+def test_forecast_per_category_adds_up_to_the_total(
+    spark: SparkSession, small_run: SmallRun
+) -> None:
+    out = small_run.out
+    insights = json.loads((out / "report" / "insights.json").read_text())["forecast"]
+    grouping = insights["series"]["product_category"]
+    series = read(spark, out, "forecast_series").toPandas()
+    # 81% Phisical book, 16% Podcast; the other categories are below 5% each.
+    assert list(dict.fromkeys(series["series"])) == ["total", "Phisical book", "Podcast", "other"]
+    assert series.groupby("series")["share"].first().drop("total").sum() == pytest.approx(1.0)
+    wide = series.pivot(index="horizon", columns="series", values="value")
+    assert list(wide.index) == ["1", "2", "3", "total"]
+    parts = wide[["Phisical book", "Podcast", "other"]].sum(axis=1)
+    assert wide["total"].to_numpy() == pytest.approx(parts.to_numpy(), rel=1e-12)
+    for _, months in wide.drop(index="total").items():
+        assert months.sum() == pytest.approx(wide.loc["total", months.name], rel=1e-12)
+    # The total's series is its headline forecast, centred as the headline is.
+    headline = [m["value"] for m in insights["months"]]
+    assert wide.drop(index="total").index.tolist() == ["1", "2", "3"]
+    base = series[series["series"] == "total"].set_index("horizon")["base"]
+    assert base[["1", "2", "3"]].tolist() == pytest.approx(headline, rel=1e-12)
+    assert grouping["method"] in rc.METHODS
+    assert grouping["helped"] == (grouping["relative_mae"] < 1)
+    # Each series ran the total's candidates and backtest: the same baselines, the same
+    # origins and halves (its chosen model's windows are what was reconciled).
+    models = read(spark, out, "forecast_series_models").toPandas()
+    for name, own in models.groupby("series"):
+        assert set(own["model"]) >= {"naive_last_month", "naive_mean_3_months"}, name
+        assert own[own["chosen"]]["model"].nunique() == 1, name
+        assert own.groupby("half")["n"].max().to_dict() == {"evaluation": 13, "selection": 27}
+    scores = read(spark, out, "forecast_reconciliation").toPandas()
+    assert set(scores["method"]) == set(rc.METHODS)
+    # The series are the total's days split by category: their daily sums are the total's.
+    by_day = read(spark, out, "daily_category_niche").groupBy("day").agg(F.sum("value").alias("v"))
+    total = read(spark, out, "daily_revenue").join(by_day, "day")
+    assert total.where(F.abs(F.col("v") - F.col("value")) > 1e-9).count() == 0
+
+
+def test_labels_below_the_share_or_the_count_are_other(spark: SparkSession) -> None:
+    daily = spark.createDataFrame(
+        [("A", 60.0), ("B", 30.0), ("C", 6.0), ("D", 4.0), (None, 0.0)],
+        "product_category string, value double",
+    )
+    kept, shares = forecast_job.kept_labels(daily, "product_category", 0.05, 8)
+    assert kept == ["A", "B", "C"]
+    assert shares == pytest.approx({"A": 0.6, "B": 0.3, "C": 0.06, "D": 0.04})
+    assert forecast_job.kept_labels(daily, "product_category", 0.05, 2)[0] == ["A", "B"]

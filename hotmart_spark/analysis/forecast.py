@@ -124,6 +124,7 @@ class ModelForecast:
     """One model's forecast over whole calendar months, with its in-sample fit."""
 
     monthly: pd.DataFrame  # index: months; columns mean and INTERVAL_COLUMNS
+    raw: pd.Series  # index: months; the model's own sums, before the backtest ratio's centring
     total: dict[str, float]  # the months' sum: mean and INTERVAL_COLUMNS
     daily: pd.Series  # index: days ahead; the daily mean
     fitted: pd.Series | None
@@ -394,19 +395,23 @@ def _backtest_rows(
     return rows
 
 
-def calibrate(cells: pd.DataFrame, horizons: list[str]) -> Calibration | None:
+def calibrate(cells: pd.DataFrame, horizons: list[str], centred: bool = True) -> Calibration | None:
     """Conformal interval multiples for `horizons` from backtest cells (actual, forecast,
     horizon): per horizon, the median m and median absolute deviation s of r = log(actual /
     forecast); the deviations |r - m| / s of every horizon pooled; per level, their
     ceil((n + 1) level)-th smallest q (inf when that exceeds n, the finite-sample rule). The
     interval is forecast x exp(m +- q s), never below zero. A horizon without two cells of
-    its own borrows the nearest shorter one's m and s (the total, the longest's)."""
+    its own borrows the nearest shorter one's m and s (the total, the longest's). Not
+    centred, m is 0: the interval is around the forecast itself, for forecasts that must stay
+    as they are (reconciled ones, which add up); it still holds as often, and is wider when
+    the forecasts were biased."""
     usable = cells[(cells["actual"] > 0) & (cells["forecast"] > 0)]
     if usable.empty:
         return None
     ratio = np.log(usable["actual"] / usable["forecast"])
     by_horizon = dict(tuple(ratio.groupby(usable["horizon"])))
-    pooled_spread = float(np.median(np.abs(ratio - np.median(ratio)))) or 1e-12
+    middle = float(np.median(ratio)) if centred else 0.0
+    pooled_spread = float(np.median(np.abs(ratio - middle))) or 1e-12
     centre: dict[str, float] = {}
     scale: dict[str, float] = {}
     borrowed: tuple[float, float] | None = None
@@ -414,9 +419,9 @@ def calibrate(cells: pd.DataFrame, horizons: list[str]) -> Calibration | None:
     for h in [*horizons, TOTAL]:
         r = by_horizon.get(h)
         if r is not None and len(r) >= 2:
-            m = float(np.median(r))
+            m = float(np.median(r)) if centred else 0.0
             borrowed = (m, float(np.median(np.abs(r - m))) or pooled_spread)
-        centre[h], scale[h] = borrowed or (float(np.median(ratio)), pooled_spread)
+        centre[h], scale[h] = borrowed or (middle, pooled_spread)
     scores = np.sort(
         np.concatenate([np.abs(r.to_numpy() - centre[h]) / scale[h] for h, r in by_horizon.items()])
     )
@@ -443,14 +448,16 @@ def with_intervals(cells: pd.DataFrame, calibration: Calibration | None) -> pd.D
     return cells
 
 
-def sequential_intervals(cells: pd.DataFrame, horizons: list[str]) -> pd.DataFrame:
+def sequential_intervals(
+    cells: pd.DataFrame, horizons: list[str], centred: bool = True
+) -> pd.DataFrame:
     """One model's backtest cells with intervals as they could have been given at each origin:
     calibrated on the cells whose windows had ended by that day, none after it (the earliest
     origins, with too few such cells, get none)."""
     dated = []
     for origin, at_origin in cells.groupby("origin", sort=True):
         known = cells[cells["last_day"] <= origin]
-        dated.append(with_intervals(at_origin, calibrate(known, horizons)))
+        dated.append(with_intervals(at_origin, calibrate(known, horizons, centred)))
     return pd.concat(dated, ignore_index=True)
 
 
@@ -493,7 +500,7 @@ def backtest_scores(errors: pd.DataFrame) -> pd.DataFrame:
 
 def _forecast_months(
     fit: Fit, train: pd.Series, months: pd.PeriodIndex, calibration: Calibration | None
-) -> tuple[pd.DataFrame, dict[str, float], pd.Series]:
+) -> tuple[pd.DataFrame, pd.Series, dict[str, float], pd.Series]:
     days = _days_ahead(train, months)
     daily = pd.Series(np.maximum(fit.mean[: len(days)], 0.0), index=days)
     means = daily.groupby(days.to_period("M")).sum().loc[months]
@@ -513,7 +520,7 @@ def _forecast_months(
         "mean": float(monthly["mean"].sum()),
         **{c: total_ends.get(c, np.nan) for c in INTERVAL_COLUMNS},
     }
-    return monthly, total, daily
+    return monthly, means, total, daily
 
 
 def forecast_revenue(series: DailySeries, settings: ForecastConfig) -> ForecastResult:
@@ -595,9 +602,9 @@ def forecast_revenue(series: DailySeries, settings: ForecastConfig) -> ForecastR
             continue
         # The forecast's intervals use every origin: the later half only scored them.
         calibration = calibrate(errors[errors["model"] == name], horizons)
-        monthly, total, daily = _forecast_months(fit, series.values, ahead, calibration)
+        monthly, raw, total, daily = _forecast_months(fit, series.values, ahead, calibration)
         forecasts[name] = ModelForecast(
-            monthly, total, daily, fit.fitted, fit.spec, fit.aic, fit.converged
+            monthly, raw, total, daily, fit.fitted, fit.spec, fit.aic, fit.converged
         )
     for name, fits in warned.items():
         notes.append(f"{name}: the optimiser did not converge in {fits} fit(s)")
@@ -697,3 +704,36 @@ def scored_half(result: ForecastResult) -> str:
     """The half of the backtest the error is reported on: the later one, unless there were
     too few origins to split them."""
     return EVALUATION if result.split is not None else SELECTION
+
+
+CELL_COLUMNS = [
+    "model", "chosen", "origin", "half", "horizon", "first_day", "last_day", "month", "actual",
+    "forecast", "note",
+]  # fmt: skip
+
+
+def result_cells(result: ForecastResult) -> pd.DataFrame:
+    """A forecast as one long table, so that many series' forecasts stack: every model's
+    backtest cells (raw, before any interval), every fitted model's raw months ahead (horizon
+    "1", "2", ...; no origin), and the notes (a row with only `note`). Raw: the reconciliation
+    combines the models' own forecasts, as the backtest scored them."""
+    backtest = result.errors.drop(columns=INTERVAL_COLUMNS, errors="ignore").assign(
+        month=None, note=None
+    )
+    ahead = [
+        {
+            "model": name,
+            "horizon": str(step),
+            "month": str(month),
+            "forecast": float(value),
+        }
+        for name, forecast in result.forecasts.items()
+        for step, (month, value) in enumerate(forecast.raw.items(), start=1)
+    ]
+    notes = [{"note": note} for note in result.notes]
+    cells = pd.concat(
+        [frame for frame in (backtest, pd.DataFrame(ahead), pd.DataFrame(notes)) if len(frame)],
+        ignore_index=True,
+    ).reindex(columns=CELL_COLUMNS)
+    cells["chosen"] = cells["model"] == result.chosen
+    return cells

@@ -58,6 +58,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         # Each mart as the function that builds it (some run a Spark job to plan theirs).
         marts: dict[str, Callable[[], DataFrame]] = {
             "daily_revenue": lambda: q2.daily_revenue(purchases),
+            "daily_category_niche": lambda: q2.daily_category_niche(purchases),
             "monthly_revenue": lambda: q2.monthly_revenue(purchases, *period(config)),
             "weekday_hour": lambda: q2.weekday_hour(purchases),
             "breakdowns": lambda: q2.breakdowns(

@@ -62,6 +62,15 @@ def daily_revenue(purchases: DataFrame) -> DataFrame:
     return daily.join(buyers_per_period(purchases, day_of(), "day"), "day", "left")
 
 
+def daily_category_niche(purchases: DataFrame) -> DataFrame:
+    """marts/daily_category_niche: per day, category and niche, value and units: the
+    forecast's series per category and per niche are sums of it (one row per day and pair
+    sold that day, so it grows with the calendar and the catalogue's labels, not with rows)."""
+    return purchases.groupBy(
+        day_of().alias("day"), F.col(s.PRODUCT_CATEGORY), F.col(s.PRODUCT_NICHE)
+    ).agg(F.sum("value").alias("value"), F.count(F.lit(1)).alias("units"))
+
+
 def monthly_revenue(purchases: DataFrame, first_day: dt.date, last_day: dt.date) -> DataFrame:
     """Per month: value, platform revenue, units, buyers (new and returning), growth on the
     month before, in all and per day of the period in the month.
