@@ -433,7 +433,43 @@ def _forecast_tables(insights: dict[str, Any], marts: dict[str, pd.DataFrame]) -
             for r in sorted(f["backtest"], key=lambda r: r["mae"])
         ],
     )
-    return [ahead, backtest]
+    return [ahead, backtest, *_series_tables(f.get("series", {}), unit)]
+
+
+def _series_tables(groupings: dict[str, Any], unit: str) -> list[Table]:
+    tables = []
+    for column, g in groupings.items():
+        if "skipped" in g:
+            continue
+        name = story.GROUPING_NAMES.get(column, column)
+        months = [m["month"] for m in g["series"][0]["months"]]
+        tables.append(
+            Table(
+                f"Forecast per {name} ({unit}), reconciled by {g['method']}: the rows add up "
+                "to the first",
+                [
+                    "series",
+                    "share of value",
+                    "model",
+                    *months,
+                    "together (95% interval)",
+                    "95% held",
+                ],
+                [
+                    [
+                        s["series"],
+                        pct(s["share"], 1),
+                        s["model"],
+                        *(amount(m["value"]) for m in s["months"]),
+                        f"{amount(s['total']['value'])} "
+                        f"({story.interval(s['total']['lo95'], s['total']['hi95'])})",
+                        "" if s["coverage95"] is None else pct(s["coverage95"], 0),
+                    ]
+                    for s in g["series"]
+                ],
+            )
+        )
+    return tables
 
 
 def answered(insights: dict[str, Any]) -> set[str]:

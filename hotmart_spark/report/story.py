@@ -766,7 +766,51 @@ def forecast(f: dict[str, Any]) -> dict[str, Any]:
             "that day's clean rows."
         )
     details += [f"Note: {note}" for note in f["notes"]]
+    details += series_sentences(f.get("series", {}), total["mean"])
     return {"answer": answer, "details": details}
+
+
+GROUPING_NAMES = {"product_category": "category", "product_niche": "niche"}
+
+
+def series_sentences(groupings: dict[str, Any], headline: float) -> list[str]:
+    """Per category (or niche): what the reconciled series say, and whether reconciling the
+    series with the total made the forecasts better in the backtest."""
+    lines = []
+    for column, g in groupings.items():
+        if "skipped" in g:
+            lines.append(f"{g['skipped'][0].upper()}{g['skipped'][1:]}.")
+            continue
+        name = GROUPING_NAMES.get(column, column)
+        top, parts = g["series"][0], g["series"][1:]
+        reconciled = top["total"]["value"]
+        split = ", ".join(
+            f"{s['series']} {amount(s['total']['value'])} ({pct(s['total']['value'] / reconciled, 0)})"
+            for s in parts
+        )
+        line = (
+            f"Per {name}: each of {len(parts)} series ran the total's models and backtest and "
+            f"kept its own best; reconciled by {g['method']} so that they add up, the next "
+            f"months split as {split}. They add up to {amount(reconciled)}, "
+            f"{pct(reconciled / headline - 1, 1)} from the total's own forecast above."
+        )
+        if g["relative_mae"] is None:
+            line += " The reconciliation could not be backtested."
+        else:
+            where = "later" if g["scored_half"] == "evaluation" else "same (too few to split)"
+            verdict = (
+                "it helped"
+                if g["helped"]
+                else "it did not help: the series' own forecasts were as good or better"
+            )
+            line += (
+                f" On the {where} backtest origins the reconciled forecasts' error was "
+                f"{pct(g['relative_mae'], 0)} of the unreconciled ones' (geometric mean over "
+                f"the series): {verdict}."
+            )
+        lines.append(line)
+        lines += [f"Note ({name}): {note}" for note in g["notes"]]
+    return lines
 
 
 def quality(run: dict[str, Any]) -> list[str]:
