@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import DataFrame, SparkSession
@@ -14,6 +16,7 @@ from pyspark.sql import functions as F
 from hotmart_spark import cli, generate, pipeline
 from hotmart_spark import schema as s
 from hotmart_spark.analysis import drivers
+from hotmart_spark.analysis import forecast as fc
 from hotmart_spark.analysis import reconcile as rc
 from hotmart_spark.config import load_config
 from hotmart_spark.errors import UserError
@@ -443,3 +446,42 @@ def test_labels_below_the_share_or_the_count_are_other(spark: SparkSession) -> N
     assert kept == ["A", "B", "C"]
     assert shares == pytest.approx({"A": 0.6, "B": 0.3, "C": 0.06, "D": 0.04})
     assert forecast_job.kept_labels(daily, "product_category", 0.05, 2)[0] == ["A", "B"]
+
+
+def test_a_grouping_without_two_series_is_skipped_with_its_reason(spark: SparkSession) -> None:
+    daily = spark.createDataFrame(
+        [("2016-01-01", "A", "n1", 5.0), ("2016-01-02", "A", "n1", 0.0)],
+        "day string, product_category string, product_niche string, value double",
+    )
+    settings = load_config(overrides=["forecast.series_by=product_category,product_niche"]).forecast
+    fitted = forecast_job.fit_series(daily, "2016-01-01", "2016-01-31", settings)
+    assert fitted.kept == {}
+    assert set(fitted.skipped) == {"product_category", "product_niche"}
+    assert fitted.skipped["product_category"].startswith(
+        "not forecast per product_category: it has fewer than two labels"
+    )
+    by_series = forecast_job.reconcile_series(fitted, None, settings)
+    assert by_series.ahead.empty and by_series.scores.empty
+    assert by_series.insights["product_niche"] == {"skipped": fitted.skipped["product_niche"]}
+
+
+def test_a_month_of_data_sums_its_categories_untested(spark: SparkSession) -> None:
+    # One month: no backtest origin, so no method can be chosen; the series are summed.
+    days = [dt.date(2016, 1, 1) + dt.timedelta(days=i) for i in range(31)]
+    daily = spark.createDataFrame(
+        [(d, c, "n", v) for d in days for c, v in (("A", 3.0), ("B", 1.0))],
+        "day date, product_category string, product_niche string, value double",
+    )
+    settings = load_config().forecast
+    total = fc.forecast_revenue(fc.daily_series(pd.Series(days), pd.Series([4.0] * 31)), settings)
+    fitted = forecast_job.fit_series(daily, days[0], days[-1], settings)
+    by_series = forecast_job.reconcile_series(fitted, total, settings)
+    grouping = by_series.insights["product_category"]
+    assert grouping["method"] == "bottom_up"
+    assert grouping["relative_mae"] is None and grouping["helped"] is False
+    assert "no backtest window for every series: summed bottom-up, untested" in grouping["notes"]
+    ahead = by_series.ahead.pivot(index="horizon", columns="series", values="value")
+    # Each category's baseline: its daily mean times the month's days (29 February 2016).
+    assert ahead.loc["1", "A"] == pytest.approx(3.0 * 29)
+    assert ahead.loc["2", "A"] == pytest.approx(3.0 * 31)
+    assert (ahead["total"] == ahead["A"] + ahead["B"]).all()

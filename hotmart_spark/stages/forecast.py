@@ -187,9 +187,28 @@ def kept_labels(
         .collect()
     }
     whole = sum(totals.values())
+    if whole <= 0:
+        return [], {}
     shares = {label: value / whole for label, value in totals.items() if label is not None}
     ranked = sorted(shares, key=lambda label: (-shares[label], label))
     return [label for label in ranked if shares[label] >= min_share][:max_series], shares
+
+
+def typed(frame: pd.DataFrame, schema: str) -> pd.DataFrame:
+    """The frame's columns in the schema's order and types, missing values as None: a column
+    that is all missing (no backtest origin, no note) is float NaN in pandas, which Arrow
+    will not turn into a string column."""
+    columns = {}
+    for field in schema.split(", "):
+        name, kind = field.split()
+        column = frame[name]
+        if kind == "string":
+            columns[name] = column.astype(object).where(column.notna(), None)
+        elif kind == "double":
+            columns[name] = column.astype(float)
+        else:
+            columns[name] = column.astype(bool)
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def series_cells(
@@ -214,17 +233,13 @@ def series_cells(
     grouped = grouped.agg(F.round(F.sum("value"), SERIES_DECIMALS).alias("value"))
     # One task per series: a hash partitioning would put several in one task, and adaptive
     # execution would put the whole small table in one, fitting the series one after another.
+    names = [(column, name) for column, labels in kept.items() for name in [*labels, OTHER]]
     tasks = daily.sparkSession.createDataFrame(
-        [
-            (column, name, task)
-            for task, (column, name) in enumerate(
-                (column, name) for column, labels in kept.items() for name in [*labels, OTHER]
-            )
-        ],
+        [(column, name, task) for task, (column, name) in enumerate(names)],
         "grouping string, series string, task int",
     )
     grouped = grouped.join(F.broadcast(tasks), ["grouping", "series"])
-    grouped = grouped.repartitionByRange(tasks.count(), "task")
+    grouped = grouped.repartitionByRange(len(names), "task")
     calendar = pd.date_range(first_day, last_day, freq="D")
 
     def forecast_one(key: tuple[int, str, str], days: pd.DataFrame) -> pd.DataFrame:
@@ -232,7 +247,7 @@ def series_cells(
         values = values.reindex(calendar, fill_value=0.0)
         series = fc.daily_series(pd.Series(calendar), pd.Series(values.to_numpy()))
         cells = fc.result_cells(fc.forecast_revenue(series, settings))
-        return cells.assign(grouping=key[1], series=key[2])
+        return typed(cells.assign(grouping=key[1], series=key[2]), CELLS_SCHEMA)
 
     # Grouped by the task first, so the groups keep the range partitioning.
     return grouped.groupBy("task", "grouping", "series").applyInPandas(forecast_one, CELLS_SCHEMA)
