@@ -1055,8 +1055,8 @@ def purchases_after(
     end: dt.date,
     world: Buyers,
 ) -> DataFrame:
-    """(buyer_index, month, raw_value): the simulated purchases after the period, never
-    written. Every product of the catalogue is on sale and keeps its rate of the period;
+    """(buyer_index, month, product_category, raw_value): the simulated purchases after the
+    period, never written. Every product of the catalogue is on sale and keeps its rate of the period;
     no product is added."""
     after = world.purchases(after=True)
     count = after.count()
@@ -1064,7 +1064,10 @@ def purchases_after(
     after_weights = horizon[world.period_days :]
     if count == 0:
         return after.select(
-            "buyer_index", F.lit("").alias("month"), F.lit(0.0).alias("raw_value")
+            "buyer_index",
+            F.lit("").alias("month"),
+            F.lit("").alias(s.PRODUCT_CATEGORY),
+            F.lit(0.0).alias("raw_value"),
         ).limit(0)
     rate = F.col("n") / (1.0 - F.col("cdf_before"))
     total_rate, products = catalogue.agg(F.sum(rate), F.count(F.lit(1))).first()
@@ -1085,10 +1088,14 @@ def purchases_after(
     month = F.date_format(F.date_add(F.lit(end + dt.timedelta(days=1)), F.col("day")), "yyyy-MM")
     return (
         _paired(slots, after, seed, "after:", partitions)
-        .join(_small(catalogue.select("product_index", "base_price"), products), "product_index")
+        .join(
+            _small(catalogue.select("product_index", "base_price", s.PRODUCT_CATEGORY), products),
+            "product_index",
+        )
         .select(
             "buyer_index",
             month.alias("month"),
+            s.PRODUCT_CATEGORY,
             _raw_value(seed, "after:", F.col("purchase_key")).alias("raw_value"),
         )
     )
@@ -1124,21 +1131,27 @@ def standardised(rows: DataFrame, moments: Moments | None = None) -> DataFrame:
 def after_period_truth(after: DataFrame, moments: Moments, months_after: int) -> dict[str, Any]:
     """The simulated months after the period: purchases and value in relative units, the
     units the pipeline reports a generated log in."""
-    monthly = (
-        after.groupBy("month")
+    # One row per month and category: the months' totals are their sums.
+    by_category = (
+        after.groupBy("month", s.PRODUCT_CATEGORY)
         .agg(
             F.count(F.lit(1)).alias("purchases"),
             F.sum(moments.relative(F.col("raw_value"))).alias("value"),
         )
         .toPandas()
-        .sort_values("month")
+        .sort_values(["month", s.PRODUCT_CATEGORY])
     )
+    monthly = by_category.groupby("month", as_index=False)[["purchases", "value"]].sum()
     return {
         "months_after": months_after,
         "value_unit": RELATIVE_UNIT,
         "months": [
             {"month": r.month, "purchases": int(r.purchases), "value": float(r.value)}
             for r in monthly.itertuples()
+        ],
+        "categories": [
+            {"month": r.month, "category": r.product_category, "value": float(r.value)}
+            for r in by_category.itertuples()
         ],
         "note": "every product of the period stays on sale at its rate; no product is added",
     }

@@ -311,6 +311,11 @@ def test_the_months_after_the_period_are_simulated_not_written(
     raw = after.where("month = '2016-07'").agg(F.sum("raw_value")).first()[0]
     july = truth["months"][0]
     assert july["value"] == pytest.approx((raw - july["purchases"] * moments.minimum) / moments.std)
+    # Per category too, for the category forecasts: each month's categories sum to it.
+    for m in truth["months"]:
+        parts = [c["value"] for c in truth["categories"] if c["month"] == m["month"]]
+        assert sum(parts) == pytest.approx(m["value"], rel=1e-9)
+    assert {c["category"] for c in truth["categories"]} <= set(generate.CATEGORY_SHARES)
     per_buyer = generate.truth_buyers(buyers, after, moments)
     assert per_buyer.count() == buyers.written
     written_after = after.where(F.col("buyer_index") < generate.AFTER_BUYER_INDEX).count()

@@ -610,3 +610,56 @@ def test_planted_buyer_parameters_set_against_their_intervals() -> None:
     ]
     assert "Missed: buyers' BG/NBD r." in section["answer"]
     assert "r / alpha, is +9.1% off the planted one" in section["answer"]
+
+
+def test_planted_categories_set_against_their_reconciled_forecast() -> None:
+    # July and August simulated: A 100 + 110 = 210, inside 180-240; B 30 + 20 = 50 and C
+    # 5 + 6 = 11 are forecast together as "other": 61, above its 40-60.
+    after = {
+        "months": [{"month": "2016-07", "value": 135.0}, {"month": "2016-08", "value": 136.0}],
+        "categories": [
+            {"month": "2016-07", "category": "A", "value": 100.0},
+            {"month": "2016-07", "category": "B", "value": 30.0},
+            {"month": "2016-07", "category": "C", "value": 5.0},
+            {"month": "2016-08", "category": "A", "value": 110.0},
+            {"month": "2016-08", "category": "B", "value": 20.0},
+            {"month": "2016-08", "category": "C", "value": 6.0},
+        ],
+    }
+
+    def series(name: str, value: float, low: float, high: float) -> dict:
+        months = [{"month": "2016-07"}, {"month": "2016-08"}]
+        return {
+            "series": name,
+            "months": months,
+            "total": {"value": value, "lo95": low, "hi95": high},
+        }
+
+    grouping = {
+        "series": [
+            series("total", 260, 220, 300),
+            series("A", 205, 180, 240),
+            series("other", 55, 40, 60),
+        ]
+    }
+    forecast = {"series": {"product_category": grouping}}
+    run = {"planted": {"after_period": after}, "value_unit": RELATIVE_UNIT}
+    assert story.categories_against_simulated(run, forecast) == [
+        [
+            "value of A in the forecast months together (reconciled; simulated)",
+            "210",
+            "205 (180 to 240)",
+            "yes",
+        ],
+        [
+            "value of other in the forecast months together (reconciled; simulated)",
+            "61",
+            "55 (40 to 60)",
+            "no",
+        ],
+    ]
+    # A truth without categories (an older generator's) or a run without the grouping: none.
+    assert (
+        story.categories_against_simulated({**run, "planted": {"after_period": {}}}, forecast) == []
+    )
+    assert story.categories_against_simulated(run, {"series": {}}) == []

@@ -589,6 +589,7 @@ def planted(
         ]
     ]
     rows += forecast_against_simulated(simulated_months(run), forecast)
+    rows += categories_against_simulated(run, forecast)
     rows += lifetime_against_planted((segments or {}).get("lifetime") or {})
     missed = [r[0] for r in rows if r[3] == "no"]
     unchecked = [r[0] for r in rows if r[3] == ""]
@@ -685,6 +686,37 @@ def forecast_against_simulated(
             ]
         )
     return rows
+
+
+def categories_against_simulated(
+    run: dict[str, Any], forecast: dict[str, Any] | None
+) -> list[list[str]]:
+    """One row per category series: its months simulated past the period, together, against
+    its reconciled forecast and 95% interval (categories forecast within "other" summed)."""
+    after = (run.get("planted") or {}).get("after_period") or {}
+    grouping = ((forecast or {}).get("series") or {}).get("product_category") or {}
+    if "categories" not in after or "series" not in grouping or simulated_months(run) is None:
+        return []
+    series = {s["series"]: s for s in grouping["series"][1:]}
+    months = {m["month"] for m in grouping["series"][0]["months"]}
+    simulated = dict.fromkeys(series, 0.0)
+    seen: set[str] = set()
+    for c in after["categories"]:
+        if c["month"] in months:
+            name = c["category"] if c["category"] in series else "other"
+            simulated[name] = simulated.get(name, 0.0) + c["value"]
+            seen.add(c["month"])
+    if seen != months:
+        return []
+    return [
+        [
+            f"value of {name} in the forecast months together (reconciled; simulated)",
+            amount(simulated[name]),
+            f"{amount(s['total']['value'])} ({interval(s['total']['lo95'], s['total']['hi95'])})",
+            "yes" if holds(s["total"]["lo95"], s["total"]["hi95"], simulated[name]) else "no",
+        ]
+        for name, s in series.items()
+    ]
 
 
 def holds(low: float | None, high: float | None, value: float) -> bool:
