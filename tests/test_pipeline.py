@@ -213,20 +213,22 @@ def test_a_stages_pool_tasks_record_their_writes_as_the_stages(
 def test_forecast_starts_once_the_daily_mart_is_written(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    """Forecast reads only the daily mart of aggregates: it runs beside the rest of that stage
-    instead of after it."""
+    """Forecast reads only the two daily marts of aggregates: it runs beside the rest of that
+    stage instead of after it, and not before both are written."""
     forecast_started = threading.Event()
     beside: dict[str, bool] = {}
 
     def aggregates(session: SparkSession, config: Config) -> None:
         a_row(session, config, "marts/daily_revenue")
+        beside["before the second daily mart"] = forecast_started.wait(timeout=2)
+        a_row(session, config, "marts/daily_category_niche")
         beside["aggregates"] = forecast_started.wait(timeout=30)
 
     def forecast(session: SparkSession, config: Config) -> None:
         forecast_started.set()
 
     record = scheduled(spark, tmp_path, {"aggregates": aggregates, "forecast": forecast})
-    assert beside == {"aggregates": True}
+    assert beside == {"before the second daily mart": False, "aggregates": True}
     stage = {r["stage"]: r for r in record["stages"]}
     assert stage["report"]["started_s"] >= ended(stage["aggregates"])
 
@@ -252,6 +254,7 @@ def test_the_clean_tables_readers_start_once_it_is_written(
         def run(session: SparkSession, config: Config) -> None:
             if name == "aggregates":
                 a_row(session, config, "marts/daily_revenue")
+                a_row(session, config, "marts/daily_category_niche")
             started[name].set()
 
         return run
