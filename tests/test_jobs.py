@@ -468,11 +468,13 @@ def test_a_grouping_without_two_series_is_skipped_with_its_reason(spark: SparkSe
 def test_a_month_of_data_sums_its_categories_untested(spark: SparkSession) -> None:
     # One month: no backtest origin, so no method can be chosen; the series are summed.
     days = [dt.date(2016, 1, 1) + dt.timedelta(days=i) for i in range(31)]
+    # Categories A 3 a day and B 1; niches n1 3 (2 of A, 1 of B) and n2 1.
+    sales = (("A", "n1", 2.0), ("A", "n2", 1.0), ("B", "n1", 1.0))
     daily = spark.createDataFrame(
-        [(d, c, "n", v) for d in days for c, v in (("A", 3.0), ("B", 1.0))],
+        [(d, c, n, v) for d in days for c, n, v in sales],
         "day date, product_category string, product_niche string, value double",
     )
-    settings = load_config().forecast
+    settings = load_config(overrides=["forecast.series_by=product_category,product_niche"]).forecast
     total = fc.forecast_revenue(fc.daily_series(pd.Series(days), pd.Series([4.0] * 31)), settings)
     fitted = forecast_job.fit_series(daily, days[0], days[-1], settings)
     by_series = forecast_job.reconcile_series(fitted, total, settings)
@@ -480,8 +482,13 @@ def test_a_month_of_data_sums_its_categories_untested(spark: SparkSession) -> No
     assert grouping["method"] == "bottom_up"
     assert grouping["relative_mae"] is None and grouping["helped"] is False
     assert "no backtest window for every series: summed bottom-up, untested" in grouping["notes"]
-    ahead = by_series.ahead.pivot(index="horizon", columns="series", values="value")
+    ahead = by_series.ahead[by_series.ahead["grouping"] == "product_category"]
+    ahead = ahead.pivot(index="horizon", columns="series", values="value")
     # Each category's baseline: its daily mean times the month's days (29 February 2016).
     assert ahead.loc["1", "A"] == pytest.approx(3.0 * 29)
     assert ahead.loc["2", "A"] == pytest.approx(3.0 * 31)
     assert (ahead["total"] == ahead["A"] + ahead["B"]).all()
+    niches = by_series.ahead[by_series.ahead["grouping"] == "product_niche"]
+    niches = niches.pivot(index="horizon", columns="series", values="value")
+    assert niches.loc["1", "n1"] == pytest.approx(3.0 * 29)
+    assert (niches["total"] == niches["n1"] + niches["n2"]).all()
