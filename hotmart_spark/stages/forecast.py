@@ -161,6 +161,18 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     )
     for note in result.notes:
         log.info("note: %s", note)
+    for column, grouping in by_series.insights.items():
+        if "skipped" in grouping:
+            log.info("%s", grouping["skipped"])
+            continue
+        relative = grouping["relative_mae"]
+        log.info(
+            "per %s: %d series reconciled by %s; backtest error %s of the unreconciled",
+            column,
+            len(grouping["series"]) - 1,
+            grouping["method"],
+            "untested" if relative is None else f"{relative:.0%}",
+        )
     return insights
 
 
