@@ -206,6 +206,11 @@ def kept_labels(
     return [label for label in ranked if shares[label] >= min_share][:max_series], shares
 
 
+def schema_columns(schema: str) -> list[str]:
+    """The column names of a DDL schema string."""
+    return [field.split()[0] for field in schema.split(", ")]
+
+
 def typed(frame: pd.DataFrame, schema: str) -> pd.DataFrame:
     """The frame's columns in the schema's order and types, missing values as None: a column
     that is all missing (no backtest origin, no note) is float NaN in pandas, which Arrow
@@ -266,14 +271,19 @@ def series_cells(
 
 
 def series_model_scores(cells: pd.DataFrame) -> pd.DataFrame:
-    """Each series' candidates: MAE and MAPE over the backtest months, per half."""
-    months = cells[cells["origin"].notna() & (cells["horizon"] != fc.TOTAL)]
-    error = (months["forecast"] - months["actual"]).abs()
-    scored = months.assign(error=error, pct=100 * error / months["actual"].abs())
-    table = scored.groupby(["grouping", "series", "model", "half"], as_index=False).agg(
-        n=("error", "size"), mae=("error", "mean"), mape=("pct", "mean"), chosen=("chosen", "any")
-    )
-    return table
+    """Each series' candidates: MAE and MAPE over the backtest months, per half, as the
+    total's are scored (fc.backtest_scores; the series' cells carry no intervals)."""
+    frames = []
+    for (grouping, series), own in cells[cells["origin"].notna()].groupby(["grouping", "series"]):
+        scores = fc.backtest_scores(fc.with_intervals(own, None))
+        scores = scores[scores["horizon"] == "all"]
+        chosen = set(own.loc[own["chosen"], "model"])
+        frames.append(
+            scores.assign(grouping=grouping, series=series, chosen=scores["model"].isin(chosen))
+        )
+    if not frames:  # no backtest origin
+        return pd.DataFrame(columns=schema_columns(SERIES_MODELS_SCHEMA))
+    return pd.concat(frames, ignore_index=True)
 
 
 @dataclass(frozen=True)
@@ -307,7 +317,7 @@ def fit_series(
     cells = (
         series_cells(daily, kept, first_day, last_day, settings).toPandas()
         if kept
-        else pd.DataFrame(columns=[c.split()[0] for c in CELLS_SCHEMA.split(", ")])
+        else pd.DataFrame(columns=schema_columns(CELLS_SCHEMA))
     )
     return SeriesCells(cells, kept, shares, skipped)
 
@@ -319,8 +329,10 @@ def reconcile_series(
     cells, kept, shares = fitted.cells, fitted.kept, fitted.shares
     insights: dict[str, Any] = {column: {"skipped": why} for column, why in fitted.skipped.items()}
     if not kept:
-        empty = [pd.DataFrame(columns=[c.split()[0] for c in s.split(", ")]) for s in (
-            SERIES_SCHEMA, SERIES_MODELS_SCHEMA, RECONCILIATION_SCHEMA)]  # fmt: skip
+        empty = [
+            pd.DataFrame(columns=schema_columns(s))
+            for s in (SERIES_SCHEMA, SERIES_MODELS_SCHEMA, RECONCILIATION_SCHEMA)
+        ]
         return SeriesForecasts(*empty, insights)
     top = fc.result_cells(total).assign(series=rc.TOP)
     horizons = [str(h) for h in range(1, settings.horizon_months + 1)]
@@ -344,13 +356,10 @@ def reconcile_series(
         )
         scores.append(result.scores.assign(grouping=column))
         insights[column] = series_insights(result, share, models, own)
-    columns = [c.split()[0] for c in SERIES_SCHEMA.split(", ")]
     return SeriesForecasts(
-        pd.concat(ahead, ignore_index=True)[columns],
-        series_model_scores(cells)[[c.split()[0] for c in SERIES_MODELS_SCHEMA.split(", ")]],
-        pd.concat(scores, ignore_index=True)[
-            [c.split()[0] for c in RECONCILIATION_SCHEMA.split(", ")]
-        ],
+        pd.concat(ahead, ignore_index=True)[schema_columns(SERIES_SCHEMA)],
+        series_model_scores(cells)[schema_columns(SERIES_MODELS_SCHEMA)],
+        pd.concat(scores, ignore_index=True)[schema_columns(RECONCILIATION_SCHEMA)],
         insights,
     )
 
