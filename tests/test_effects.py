@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import math
+import tracemalloc
 
 import numpy as np
 import pandas as pd
@@ -190,6 +192,24 @@ def test_a_planted_effect_is_recovered_and_the_unadjusted_ratio_is_not() -> None
     assert result.overlap["share_trimmed"] < 0.05
     balance = result.balance.set_index("covariate")
     assert balance["smd_weighted"].abs().max() < balance["smd_raw"].abs().max()
+
+
+def test_the_fits_free_their_copies_of_the_design_matrix() -> None:
+    # statsmodels' default IRLS leaves two copies of the design matrix per iteration for
+    # Python's cycle collector: the cross-fit's five GLMs peaked at 74 times the matrix
+    # (the 16M-row run's driver at 11.5 GB); Fisher scoring with a collection after each
+    # fit, at 17 times.
+    frame = effects.design(planted_products(20000, effect=0.3, seed=4))
+    prepared = effects.prepare(frame)
+    alpha = effects.dispersion(frame, prepared)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        effects.cross_fit(frame, effects.TREATMENT, alpha, 1, prepared)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 30 * prepared.controls.nbytes
 
 
 def test_an_interval_is_widened_to_the_placebo_spread_never_narrowed() -> None:
