@@ -45,6 +45,7 @@ MINIMUMS: dict[str, tuple[int, str]] = {
     "drivers.trees": (1, ""),
     "drivers.permutation_repeats": (2, "the spread needs two shuffles"),
     "drivers.permutation_max_products": (10, ""),
+    "drivers.effect_max_products": (1000, "fewer leave the estimators too few products"),
     "forecast.horizon_months": (1, ""),
     "forecast.max_origins": (1, ""),
     "forecast.origin_step_days": (1, ""),
@@ -157,6 +158,7 @@ class DriversConfig:
     max_depth: int
     permutation_repeats: int
     permutation_max_products: int
+    effect_max_products: int
 
 
 @dataclass(frozen=True)

@@ -228,3 +228,21 @@ def test_the_written_tables_keep_every_estimate_and_balance_row(spark) -> None:
     assert written[0]["estimate"] == pytest.approx(result.estimates[0].estimate)
     balance = spark.createDataFrame(result.balance, effects.BALANCE_SCHEMA).toPandas()
     pd.testing.assert_frame_equal(balance, result.balance)
+
+
+def test_the_effect_sample_takes_whole_producers_and_about_the_cap(spark) -> None:
+    from hotmart_spark.stages.drivers import producer_sample
+
+    # 400 producers with 1 to 5 products each (producer i has 1 + i % 5): 1,200 products.
+    rows = [(f"p{i}", f"p{i}-{j}") for i in range(400) for j in range(1 + i % 5)]
+    table = spark.createDataFrame(rows, "producer_id string, product_id string")
+    assert producer_sample(table, 1200, 1200, seed=7) is table
+    sample = producer_sample(table, 1200, 300, seed=7).toPandas()
+    per_producer = sample.groupby("producer_id").size()
+    assert all(n == 1 + int(p[1:]) % 5 for p, n in per_producer.items())
+    # A quarter of the producers (about 100 of 400, sd 8.7) with 3 products on average.
+    assert 200 < len(sample) < 400
+    again = producer_sample(table, 1200, 300, seed=7).toPandas()
+    assert sorted(again["product_id"]) == sorted(sample["product_id"])
+    other_seed = producer_sample(table, 1200, 300, seed=8).toPandas()
+    assert sorted(other_seed["product_id"]) != sorted(sample["product_id"])

@@ -338,6 +338,25 @@ def effect_numbers(estimate: float, low: float | None, high: float | None) -> di
     }
 
 
+def test_the_details_say_when_the_effect_ran_on_a_sample_of_producers() -> None:
+    drivers = {
+        **effect_numbers(0.2, 0.1, 0.3),
+        "estimand": "the ratio",
+        "effects": [],
+        "sensitivity": {"affiliate_sale_share": 0.5, "dilution": 0.3},
+        "overlap": {"products": 1000, "propensity_min": 0.01, "propensity_max": 0.9,
+                    "share_trimmed": 0.0, "trim": 0.01},
+    }  # fmt: skip
+    whole = story.programme_details(drivers)[2]
+    assert whole.startswith("Every one of the 1,000 products counts, with its days on sale as")
+    drivers["overlap"]["catalogue_products"] = 5000
+    sampled = story.programme_details(drivers)[2]
+    assert sampled.startswith(
+        "The products of a random sample of producers count (1,000 of the 5,000: "
+        "drivers.effect_max_products), each with its days on sale as exposure;"
+    )
+
+
 def test_the_effect_sentence_follows_its_interval() -> None:
     # exp(0.2) - 1 = +22%; exp(0.1) - 1 = +11%; exp(0.3) - 1 = +35%.
     assert story.programme_effect(effect_numbers(0.2, 0.1, 0.3)) == (

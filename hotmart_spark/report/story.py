@@ -513,6 +513,13 @@ def programme_details(d: dict[str, Any]) -> list[str]:
         return []
     by_role = {e["role"]: e for e in d["effects"]}
     sensitivity, overlap = d["sensitivity"], d["overlap"]
+    used, catalogue = overlap["products"], overlap.get("catalogue_products", overlap["products"])
+    who = (
+        f"Every one of the {count(used)} products counts, with its days on sale"
+        if used >= catalogue
+        else f"The products of a random sample of producers count ({count(used)} of the "
+        f"{count(catalogue)}: drivers.effect_max_products), each with its days on sale"
+    )
     lines = [
         f"Estimand: {d['estimand']}.",
         "The log shows a programme only through affiliate sales, and a product that sells "
@@ -521,8 +528,7 @@ def programme_details(d: dict[str, Any]) -> list[str]:
         f"affiliate {pct(sensitivity['affiliate_sale_share'], 0)} of the time, so about "
         f"{pct(sensitivity['dilution'], 0)} of the products sold first direct have a "
         "programme; the estimates are corrected for that dilution.",
-        f"Every one of the {count(overlap['products'])} products counts, with its days on sale "
-        "as exposure; propensities run from "
+        f"{who} as exposure; propensities run from "
         f"{overlap['propensity_min']:.3f} to {overlap['propensity_max']:.3f} and "
         f"{pct(overlap['share_trimmed'])} of products fall outside "
         f"[{overlap['trim']}, {1 - overlap['trim']}] and leave the weighted estimate.",
