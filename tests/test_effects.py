@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from hotmart_spark.analysis import effects
+from hotmart_spark.analysis.drivers import producer_sample
 
 
 def table(outcomes_treated: list[int], outcomes_control: list[int]) -> pd.DataFrame:
@@ -231,8 +232,6 @@ def test_the_written_tables_keep_every_estimate_and_balance_row(spark) -> None:
 
 
 def test_the_effect_sample_takes_whole_producers_and_about_the_cap(spark) -> None:
-    from hotmart_spark.stages.drivers import producer_sample
-
     # 400 producers with 1 to 5 products each (producer i has 1 + i % 5): 1,200 products.
     rows = [(f"p{i}", f"p{i}-{j}") for i in range(400) for j in range(1 + i % 5)]
     table = spark.createDataFrame(rows, "producer_id string, product_id string")

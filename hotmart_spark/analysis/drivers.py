@@ -18,7 +18,7 @@ import pandas as pd
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import StringIndexer, VectorAssembler
 from pyspark.ml.regression import GBTRegressor, RandomForestRegressor
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hotmart_spark import schema as s
@@ -123,17 +123,36 @@ def modelled_products(products: DataFrame, early_sales: int) -> DataFrame:
     return products.where(F.col("feature_sales") == early_sales).dropna(subset=FEATURES)
 
 
+# Producers are drawn by a hash bucket out of this many: a share to 1 in 10,000.
+PRODUCER_BUCKETS = 10_000
+
+
+def producers_drawn(share: float, seed: int) -> Column:
+    """True for the products of a fixed share of producers, by a hash of producer_id and the
+    seed: the same producers whatever the partitioning or row order."""
+    bucket = F.pmod(F.xxhash64(F.col(s.PRODUCER_ID), F.lit(seed)), F.lit(PRODUCER_BUCKETS))
+    return bucket < F.lit(round(share * PRODUCER_BUCKETS))
+
+
+def producer_sample(table: DataFrame, products: int, max_products: int, seed: int) -> DataFrame:
+    """The products of a random share of producers holding about max_products of the table's
+    `products`; the whole table when it has no more. Whole producers: the effect's errors are
+    clustered by producer, so a sample of producers is what they can widen their intervals
+    for."""
+    if products <= max_products:
+        return table
+    return table.where(producers_drawn(max_products / products, seed))
+
+
 def with_split(products: DataFrame, holdout_share: float, seed: int) -> DataFrame:
-    """`holdout`: the products of a fixed share of producers, by a hash of producer_id and the
-    seed, so the split does not depend on partitioning or row order. Whole producers are held
-    out: a producer's products share its appeal, and a model scored on products whose
-    siblings it trained on would be scored on what it memorised."""
-    bucket = F.pmod(F.xxhash64(F.col(s.PRODUCER_ID), F.lit(seed)), F.lit(10_000))
+    """`holdout`: the products of a fixed share of producers (producers_drawn). Whole
+    producers are held out: a producer's products share its appeal, and a model scored on
+    products whose siblings it trained on would be scored on what it memorised."""
     # Rows come out of a shuffle in the order its blocks arrived; the trees' split sampling
     # and the permutations depend on row order, so it is fixed here. One partition: the
     # model's many passes are Spark jobs over a catalogue-sized table, whose cost is tasks.
     return (
-        products.withColumn("holdout", bucket < F.lit(round(holdout_share * 10_000)))
+        products.withColumn("holdout", producers_drawn(holdout_share, seed))
         .coalesce(1)
         .sortWithinPartitions(s.PRODUCT_ID)
     )

@@ -6,8 +6,7 @@ import logging
 import time
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 
 from hotmart_spark import schema as s
 from hotmart_spark.analysis import drivers, effects
@@ -56,7 +55,7 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         analysis = drivers.analyse(spark, modelled, catalogue, settings)
     # Every product, whatever it sold, up to the cap: in product order so the fits' last
     # digits do not follow the order a shuffle delivered the rows in.
-    sample = producer_sample(table, catalogue, settings.effect_max_products, settings.seed)
+    sample = drivers.producer_sample(table, catalogue, settings.effect_max_products, settings.seed)
     effect_products = (
         sample.select(*effects.COLUMNS, "later_early_sale_affiliate")
         .orderBy(s.PRODUCT_ID)
@@ -123,21 +122,6 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         )
     log.info("drivers written under %s/marts in %.1f s", output_root(config), time.time() - started)
     return insights
-
-
-# Producers are sampled by a hash bucket out of this many.
-SAMPLE_BUCKETS = 1_000_000
-
-
-def producer_sample(table: DataFrame, products: int, max_products: int, seed: int) -> DataFrame:
-    """The products of a random share of producers (by a hash of producer_id and the seed)
-    holding about max_products of the table's `products`; the whole table when it has no
-    more. Whole producers: the estimators' errors are clustered by producer, so a sample of
-    producers is what they can widen their intervals for."""
-    if products <= max_products:
-        return table
-    bucket = F.pmod(F.xxhash64(F.col(s.PRODUCER_ID), F.lit(seed)), F.lit(SAMPLE_BUCKETS))
-    return table.where(bucket < F.lit(round(SAMPLE_BUCKETS * max_products / products)))
 
 
 def drivers_insights(
