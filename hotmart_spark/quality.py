@@ -137,15 +137,32 @@ def flag(
 ) -> DataFrame:
     """Loaded purchases plus `reasons` (quarantine rules broken), `warnings`, purchase_month
     and ONE_STAMP_DAY (for quality_counts; clean_rows leaves it out)."""
-    checked = rules(period_start, period_end, max_abs_z)
+    return with_reasons(
+        with_cross_row_facts(purchases, burst_min_rows, burst_ratio),
+        period_start,
+        period_end,
+        max_abs_z,
+        actions,
+    )
+
+
+def with_reasons(
+    checked: DataFrame,
+    period_start: dt.date,
+    period_end: dt.date,
+    max_abs_z: float,
+    actions: Mapping[str, str],
+) -> DataFrame:
+    """flag's second half, on purchases with_cross_row_facts has already seen: a projection,
+    so that validation can resolve an "auto" period from the same kept rows first."""
+    checks = rules(period_start, period_end, max_abs_z)
 
     def broken_names(action: str) -> Column:
-        names = [F.when(r.broken, F.lit(r.name)) for r in checked if actions[r.name] == action]
+        names = [F.when(r.broken, F.lit(r.name)) for r in checks if actions[r.name] == action]
         return F.array_compact(F.array(*names)) if names else F.array().cast("array<string>")
 
     return (
-        with_cross_row_facts(purchases, burst_min_rows, burst_ratio)
-        .withColumn(s.REASONS, broken_names("quarantine"))
+        checked.withColumn(s.REASONS, broken_names("quarantine"))
         .withColumn(s.WARNINGS, broken_names("warn"))
         .withColumn(s.PURCHASE_MONTH, F.date_format(s.PURCHASE_DATE, "yyyy-MM"))
         .drop(DUPLICATE_RANK, IN_BURST)
