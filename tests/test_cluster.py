@@ -1,7 +1,7 @@
 """The pipeline on a Spark standalone cluster (a master and two workers on 127.0.0.1, from the
-installed pyspark) gives the marts of a local run: submitted from the artifact `make dist`
-builds, in a folder outside the checkout, and through spark-submit.sh, also when a worker dies
-mid-stage."""
+installed pyspark) gives the marts of a local run, submitted from the artifact `make dist`
+builds, in a folder outside the checkout, with a worker killed mid-stage; and spark-submit.sh
+ships the checkout's package to the cluster's executors."""
 
 from __future__ import annotations
 
@@ -174,17 +174,40 @@ SETTINGS = [
 ]
 
 
+@dataclass
+class Build:
+    process: subprocess.Popen[bytes]
+    folder: Path
+    log: Path
+
+
 @pytest.fixture(scope="module")
-def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def artifact_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Build]:
+    """`make dist`'s build, started before the cluster and the local run and going on beside
+    them: it is pip and gzip on one core (about 50 s alone)."""
+    built, logs = tmp_path_factory.mktemp("dist"), tmp_path_factory.mktemp("dist_log")
+    with open(logs / "dist.log", "wb") as log:
+        process = subprocess.Popen(
+            ["bash", str(ROOT / "scripts" / "dist.sh"), str(built)],
+            env={**os.environ, "PYTHON": sys.executable},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Its own process group, which stop() ends whole (pip, venv-pack).
+            start_new_session=True,
+        )
+    try:
+        yield Build(process, built, logs / "dist.log")
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="module")
+def artifact(artifact_build: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What `make dist` builds, copied to a folder outside the checkout, with the environment
     archive unpacked there as well for the driver (client mode), as README says."""
-    built = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        ["bash", str(ROOT / "scripts" / "dist.sh"), str(built)],
-        env={**os.environ, "PYTHON": sys.executable},
-        check=True,
-        capture_output=True,
-    )
+    built = artifact_build.folder
+    code = artifact_build.process.wait(timeout=900)
+    assert code == 0, artifact_build.log.read_text()[-3000:]
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     for item in built.iterdir():
         (elsewhere / item.name).write_bytes(item.read_bytes())
@@ -195,7 +218,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def submit_artifact(
     cluster: Cluster, artifact: Path, raw: Path, out: Path
-) -> subprocess.CompletedProcess[bytes]:
+) -> subprocess.Popen[bytes]:
     """The README's client-mode command, from the artifact's folder: the output root named
     by a URI, the analysis settings in a three-line file of the user's own."""
     (artifact / "light.toml").write_text("".join(f"{setting}\n" for setting in LIGHT))
@@ -206,51 +229,51 @@ def submit_artifact(
     }
     for inherited in ("PYTHONPATH", "SPARK_HOME", "HOTMART_SPARK_PROFILE"):
         env.pop(inherited, None)
-    with open(out.parent / f"{out.name}.log", "wb") as log:
-        return subprocess.run(
-            [
-                str(SPARK_HOME / "bin" / "spark-submit"),
-                "--master",
-                cluster.url,
-                "--archives",
-                "hotmart-spark-env.tar.gz#environment",
-                *SETTINGS,
-                "hotmart-spark.py",
-                "pipeline",
-                "--input",
-                str(raw),
-                "--output",
-                out.as_uri(),
-                "--config",
-                "light.toml",
-            ],
-            cwd=artifact,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            timeout=900,
-        )
-
-
-def submit(cluster: Cluster, raw: Path, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
-            str(ROOT / "spark-submit.sh"),
-            "--properties-file",
-            str(ROOT / "conf" / "spark-cluster.properties"),
+            str(SPARK_HOME / "bin" / "spark-submit"),
+            "--master",
+            cluster.url,
+            "--archives",
+            "hotmart-spark-env.tar.gz#environment",
             *SETTINGS,
-            "jobs/pipeline.py",
+            "hotmart-spark.py",
+            "pipeline",
             "--input",
             str(raw),
             "--output",
-            str(out),
-            *[arg for setting in LIGHT for arg in ("--set", setting)],
+            out.as_uri(),
+            "--config",
+            "light.toml",
         ],
-        cwd=ROOT,
-        env={**os.environ, "SPARK_MASTER": cluster.url, "HOTMART_SPARK_PROFILE": "cluster"},
+        cwd=artifact,
+        env=env,
         stdout=open(out.parent / f"{out.name}.log", "wb"),
         stderr=subprocess.STDOUT,
     )
+
+
+def submit_generator(cluster: Cluster, out: Path, settings: list[str]) -> int:
+    """The generate job through the checkout's spark-submit.sh with the cluster profile; its
+    exit code."""
+    with open(out.parent / f"{out.name}.log", "wb") as log:
+        return subprocess.run(
+            [
+                str(ROOT / "spark-submit.sh"),
+                "--properties-file",
+                str(ROOT / "conf" / "spark-cluster.properties"),
+                *SETTINGS,
+                "jobs/generate.py",
+                "--output",
+                str(out),
+                *[arg for setting in settings for arg in ("--set", setting)],
+            ],
+            cwd=ROOT,
+            env={**os.environ, "SPARK_MASTER": cluster.url, "HOTMART_SPARK_PROFILE": "cluster"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=600,
+        ).returncode
 
 
 # RFM scores come from percentile_approx cuts, whose sketches merge in the order tasks
@@ -295,32 +318,19 @@ def assert_same_marts(spark: SparkSession, expected: Path, actual: Path) -> None
     assert same >= MIN_SAME_SEGMENT * left.count()
 
 
-def test_the_artifact_on_the_cluster_gives_the_local_marts(
-    spark: SparkSession, cluster: Cluster, local_run: tuple[Path, Path], artifact: Path
+def test_the_artifact_on_the_cluster_gives_the_local_marts_with_a_worker_killed(
+    artifact_build: Build,
+    spark: SparkSession,
+    cluster: Cluster,
+    local_run: tuple[Path, Path],
+    artifact: Path,
 ) -> None:
     raw, local = local_run
     out = local.parent / "cluster"
     assert not (artifact / "hotmart_spark").exists()
-    finished = submit_artifact(cluster, artifact, raw, out)
-    assert finished.returncode == 0, log_tail(out)
-    assert_same_marts(spark, local, out)
-    # The executors ran the archive's Python (its path is relative to their work-dir).
-    run = json.loads((out / "manifest.json").read_text())["runs"][0]
-    application = run["application_id"]
-    unpacked = list(cluster.logs.glob(f"work*/{application}/*/environment/bin/python"))
-    assert unpacked, f"no executor of {application} unpacked the environment"
-    assert run["status"] == "succeeded"
-    assert run["output"] == out.as_uri()
-
-
-def test_the_pipeline_survives_a_worker_killed_mid_stage(
-    spark: SparkSession, cluster: Cluster, local_run: tuple[Path, Path]
-) -> None:
-    raw, local = local_run
-    out = local.parent / "worker_killed"
-    running = submit(cluster, raw, out)
+    running = submit_artifact(cluster, artifact, raw, out)
     # Once the clean table is complete, validation is still writing the rest or the aggregates
-    # stage runs: kill a worker with its executor then.
+    # stage runs: kill a worker with its executor then. The other one finishes the run.
     deadline = time.time() + 600
     while not (out / "clean" / SUCCESS_MARKER).exists():
         assert running.poll() is None, log_tail(out)
@@ -332,5 +342,24 @@ def test_the_pipeline_survives_a_worker_killed_mid_stage(
     assert running.poll() is None, "the pipeline ended before the worker was killed"
     assert running.wait(timeout=900) == 0, log_tail(out)
     assert_same_marts(spark, local, out)
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["runs"][0]["status"] == "succeeded"
+    # The executors ran the archive's Python (its path is relative to their work-dir).
+    run = json.loads((out / "manifest.json").read_text())["runs"][0]
+    application = run["application_id"]
+    unpacked = list(cluster.logs.glob(f"work*/{application}/*/environment/bin/python"))
+    assert unpacked, f"no executor of {application} unpacked the environment"
+    assert run["status"] == "succeeded"
+    assert run["output"] == out.as_uri()
+
+
+def test_spark_submit_sh_ships_the_package_to_the_cluster(
+    spark: SparkSession, cluster: Cluster, tmp_path: Path
+) -> None:
+    """The generator's rows are drawn in pandas UDFs, so the executors import the package
+    from the zip spark-submit.sh ships (--py-files): the cluster's rows are the local ones.
+    Runs after the case above, on the worker it left."""
+    settings = ["generator.rows=5000", "generator.files=2", "generator.format=parquet"]
+    local, remote = tmp_path / "local", tmp_path / "cluster"
+    generate.run(spark, load_config(overrides=[f"paths.output={local}", *settings]))
+    assert submit_generator(cluster, remote, settings) == 0, log_tail(remote)
+    # The z-scores' mean and sd add up in the order the partial sums arrive.
+    assert_same_table(spark, local, remote, digits=9)

@@ -27,7 +27,7 @@ from hotmart_spark.stages import stage as stages
 from hotmart_spark.stages import validate as validate_job
 from tests.conftest import (
     HEADER,
-    SMALL_CATALOGUE,
+    PLUMBING,
     SmallRun,
     loaded,
     newest_run,
@@ -286,7 +286,7 @@ def test_a_clean_export_runs_the_whole_pipeline(spark: SparkSession, tmp_path: P
             overrides=[f"paths.output={raw}", "generator.rows=3000", "generator.defects=0"]
         ),
     )
-    config = load_config(overrides=[f"paths.input={raw}", f"paths.output={out}", *SMALL_CATALOGUE])
+    config = load_config(overrides=[f"paths.input={raw}", f"paths.output={out}", *PLUMBING])
     record = run_stage(spark, pipeline, config)
     validated = next(r for r in record["stages"] if r["stage"] == "validate")
     assert validated["tables"]["quarantine"] == 0
@@ -387,10 +387,10 @@ def test_an_installed_wheel_alone_runs_the_jobs(small_run: SmallRun, tmp_path: P
         check=True,
     )
     assert imported.stdout.strip().startswith(str(site))
-    # The small run's settings, and fewer k: the test is about what the wheel holds.
-    # The small run's input has 1% of each defect: about 7% of it is quarantined, above the
-    # default gate, which would end the job with code 5.
-    lighter = [*SMALL_CATALOGUE, "clusters.k_max=3", "quality.max_quarantine_share=0.2"]
+    # The test is about what the wheel holds. The small run's input has 1% of each defect:
+    # about 7% of it is quarantined, above the default gate, which would end the job with
+    # code 5.
+    lighter = [*PLUMBING, "quality.max_quarantine_share=0.2"]
     overrides = [arg for key in lighter for arg in ("--set", key)]
     ran = job("pipeline", "--input", str(small_run.raw), "--output", "out", *overrides)
     assert ran.returncode == 0, ran.stderr[-2000:]

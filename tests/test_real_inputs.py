@@ -19,7 +19,7 @@ from hotmart_spark.report import story
 from hotmart_spark.stages import generate as generate_job
 from hotmart_spark.stages import stage as stages
 from hotmart_spark.stages import validate as validate_job
-from tests.conftest import HEADER, SMALL_CATALOGUE, newest_run, run_stage
+from tests.conftest import HEADER, PLUMBING, newest_run, run_stage
 
 LINE = (
     "{id},10,7,7,{buyer},{day} 10:00:{second:02d},2015-06-01 00:00:00,Podcast,{niche},"
@@ -177,9 +177,7 @@ def test_a_day_stamped_log_runs_the_pipeline_without_bursts(
     rows.withColumn(s.PURCHASE_DATE, by_day).coalesce(1).write.option("header", True).csv(
         str(stamped)
     )
-    config = load_config(
-        overrides=[f"paths.input={stamped}", f"paths.output={out}", *SMALL_CATALOGUE]
-    )
+    config = load_config(overrides=[f"paths.input={stamped}", f"paths.output={out}", *PLUMBING])
     run_stage(spark, pipeline, config)
     run = insights(out)["run"]
     assert run["day_only_timestamps"] is True

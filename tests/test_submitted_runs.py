@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from hotmart_spark import runs
-from tests.conftest import SMALL_CATALOGUE, SmallRun
+from tests.conftest import PLUMBING, SmallRun
 from tests.test_pipeline import ROOT, last_line, run_cli
 
-# The small run's settings, and fewer k: these tests are about the output root.
-LIGHT = [arg for key in (*SMALL_CATALOGUE, "clusters.k_max=3") for arg in ("--set", key)]
+# These tests are about the output root.
+LIGHT = [arg for key in PLUMBING for arg in ("--set", key)]
 
 
 def start(job: str, *args: str) -> subprocess.Popen[str]:
