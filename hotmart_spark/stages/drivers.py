@@ -31,7 +31,8 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
     started = time.time()
     settings = config.drivers
     purchases, scale, _ = valued_purchases(read(spark, config.paths.input, "clean"), config.value)
-    write(
+    # The write counts the products as it writes them: the catalogue's size needs no job.
+    catalogue = write(
         products.product_table(purchases, period(config), settings.early_sales),
         config,
         "marts/products",
@@ -50,7 +51,6 @@ def run(spark: SparkSession, config: Config) -> dict[str, Any]:
         settings.holdout_share,
         settings.seed,
     )
-    catalogue = table.count()
     with persisted(modelled) as modelled:
         analysis = drivers.analyse(spark, modelled, catalogue, settings)
     # Every product, whatever it sold, up to the cap: in product order so the fits' last
